@@ -1,0 +1,197 @@
+"""Readers for every file shape of the LRV-Instruction release and Visual Genome's dense captions.
+
+Each reader streams its file and yields normalised records; a bad row is an `InputError` naming the file and row,
+or, when the caller passes a `BadRows` in skip mode, a counted skip with its reason.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import InputError
+from .jsonstream import iter_items, iter_records, top_level_kind
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+NEGATIVE_TASK = "negative"
+
+
+@dataclass
+class BadRows:
+    """What to do with a bad row (`"error"` or `"skip"`) and, when skipping, how many were skipped and why."""
+
+    mode: str = "error"
+    counts: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mode not in ("error", "skip"):
+            raise ValueError(f"`on_bad_rows` must be 'error' or 'skip', got {self.mode!r}")
+
+    def handle(self, message: str, reason: str):
+        """Raise `message` in error mode; in skip mode count it under `reason` and keep the first few messages."""
+        if self.mode == "error":
+            raise InputError(message)
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 3:
+            self.examples[reason].append(message)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class Instruction:
+    """One normalised instruction row, whatever release file it came from."""
+
+    image_id: str
+    question: str
+    answer: str | None
+    task: str | None
+    source: str
+    row: int
+
+    @property
+    def polarity(self) -> str | None:
+        """'negative' when the release marks the row negative, 'positive' for other tasks, None when untasked."""
+        if self.task is None:
+            return None
+        return "negative" if self.task.strip().lower().startswith(NEGATIVE_TASK) else "positive"
+
+
+def _text(row: dict, keys: tuple[str, ...], where: str, required: bool) -> str | None:
+    for key in keys:
+        if key in row and row[key] is not None:
+            value = row[key]
+            if not isinstance(value, str):
+                raise InputError(f"{where}: field `{key}` must be a string, got {type(value).__name__}")
+            return value
+    if required:
+        raise InputError(f"{where}: field `{keys[0]}` is missing")
+    return None
+
+
+def parse_instruction(row, path: Path, index: int) -> Instruction:
+    """Normalise one release row: V1/V2 instruction files, chart data, and both evaluation-set shapes."""
+    where = f"{path}: row {index}"
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected an object, got {type(row).__name__}")
+    image_id = row.get("image_id")
+    if image_id is None:
+        raise InputError(f"{where}: field `image_id` is missing")
+    if isinstance(image_id, bool) or not isinstance(image_id, (str, int)):
+        raise InputError(f"{where}: field `image_id` must be a string, got {type(image_id).__name__}")
+    image_id = str(image_id)
+    check_image_id(image_id, where)
+    # July-2023 evaluation set: `instruction` + `answer_gt`; everything else: `question` + `answer`
+    question = _text(row, ("question", "instruction"), where, required=True)
+    if not question.strip():
+        raise InputError(f"{where}: field `question` is empty")
+    answer = _text(row, ("answer", "answer_gt"), where, required=False)
+    task = _text(row, ("task",), where, required=False)
+    return Instruction(image_id, question, answer, task, source=path.name, row=index)
+
+
+def read_instructions(path: str | Path, bad_rows: BadRows | None = None) -> Iterator[Instruction]:
+    """Stream the rows of one instruction or evaluation file (`{"annotations": [...]}` or a top-level list)."""
+    path = Path(path)
+    bad_rows = bad_rows or BadRows()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    top_level_kind(path)
+    count = 0
+    for index, row in enumerate(iter_records(path, list_key="annotations")):
+        try:
+            yield parse_instruction(row, path, index)
+            count += 1
+        except InputError as err:
+            if "escapes the images folder" in str(err):
+                raise  # never skippable: a crafted id must stop the build
+            bad_rows.handle(str(err), reason="bad row")
+    if count == 0 and bad_rows.total == 0:
+        raise InputError(f"{path}: the file holds no rows")
+
+
+def check_image_id(image_id: str, where: str = "image_id"):
+    """Refuse ids that could name a file outside the images folder (absolute, `..`, backslashes, NUL)."""
+    if (
+        not image_id
+        or "\x00" in image_id
+        or "\\" in image_id
+        or image_id.startswith(("/", "~"))
+        or os.path.isabs(image_id)
+        or ".." in PurePosixPath(image_id).parts
+        or (len(image_id) > 1 and image_id[1] == ":")
+    ):
+        raise InputError(f"{where}: image_id {image_id!r} escapes the images folder; refused")
+
+
+def image_path(images_dir: str | Path, image_id: str) -> Path:
+    """`<images>/<image_id>.jpg`, or `<images>/<image_id>` when the id is already a file name (chart data).
+
+    The resolved path must stay inside `images_dir`, symlinks included.
+    """
+    check_image_id(image_id)
+    name = image_id if image_id.lower().endswith(IMAGE_SUFFIXES) else f"{image_id}.jpg"
+    root = Path(images_dir).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise InputError(f"image_id {image_id!r} escapes the images folder {images_dir}; refused")
+    return path
+
+
+def _bbox(values, where: str) -> list[int]:
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        raise InputError(f"{where}: `bbox` must be [x, y, w, h]")
+    try:
+        return [round(float(v)) for v in values]
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: `bbox` must hold numbers, got {values!r}") from None
+
+
+def read_regions(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
+    """Stream `(image_id, regions)` with regions normalised to `[{"caption", "bbox": [x, y, w, h]}]`.
+
+    Accepts LRV's `vg_annotation.json` (`{image_id: [{"caption", "bbox"}]}`) and Visual Genome's
+    `region_descriptions.json` (`[{"id", "regions": [{"phrase", "x", "y", "width", "height"}]}]`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if top_level_kind(path) == "{":
+        for image_id, regions in iter_items(path):
+            where = f"{path}: image {image_id}"
+            if not isinstance(regions, list):
+                raise InputError(f"{where}: expected a list of regions")
+            out = []
+            for j, region in enumerate(regions):
+                if not isinstance(region, dict) or not isinstance(region.get("caption"), str):
+                    raise InputError(f"{where}: region {j}: field `caption` is missing or not a string")
+                out.append({"caption": region["caption"], "bbox": _bbox(region.get("bbox"), f"{where}: region {j}")})
+            yield str(image_id), out
+        return
+    for index, entry in enumerate(iter_records(path)):
+        where = f"{path}: row {index}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("regions"), list):
+            raise InputError(f"{where}: expected an object with a `regions` list")
+        image_id = entry.get("id", entry.get("image_id"))
+        if image_id is None and entry["regions"]:
+            image_id = entry["regions"][0].get("image_id")
+        if image_id is None:
+            raise InputError(f"{where}: field `id` is missing")
+        out = []
+        for j, region in enumerate(entry["regions"]):
+            if not isinstance(region, dict) or not isinstance(region.get("phrase"), str):
+                raise InputError(f"{where}: region {j}: field `phrase` is missing or not a string")
+            values = [region.get(k) for k in ("x", "y", "width", "height")]
+            out.append({"caption": region["phrase"], "bbox": _bbox(values, f"{where}: region {j}")})
+        yield str(image_id), out
+
+
+def load_regions(path: str | Path, image_ids: set[str] | None = None) -> dict[str, list[dict]]:
+    """All regions of a file as a dict (only those of `image_ids` when given): for the evaluation set's 120 images."""
+    return {image_id: regions for image_id, regions in read_regions(path) if image_ids is None or image_id in image_ids}
