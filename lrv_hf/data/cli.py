@@ -12,6 +12,7 @@ def add_parser(subparsers):
     synth.add_argument("--num-images", type=int, default=48)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=run_synth)
+    add_build_parser(commands)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -22,4 +23,51 @@ def run_synth(args: argparse.Namespace) -> int:
         f"wrote {counts['images']} images, {counts['instructions']} instructions, {counts['more']} more, "
         f"{counts['evaluation']} evaluation questions to {args.output_dir}"
     )
+    return 0
+
+
+def add_build_parser(commands):
+    build = commands.add_parser("build", help="build release files + images into a Hub-layout Parquet dataset folder")
+    build.add_argument("--instructions", nargs="+", required=True, metavar="F", help="release JSON file(s)")
+    build.add_argument("--images", required=True, metavar="D", help="folder of <image_id>.jpg")
+    build.add_argument("--output-dir", required=True, metavar="OUT")
+    build.add_argument("--regions", metavar="F", help="vg_annotation.json or Visual Genome region_descriptions.json")
+    build.add_argument("--config-name", default="instructions", metavar="NAME")
+    build.add_argument(
+        "--split", default=None, metavar="NAME", help="default: test for the evaluation config, else train"
+    )
+    build.add_argument("--on-bad-rows", choices=("error", "skip"), default="error")
+    build.add_argument("--max-shard-size", default="500MB")
+    build.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the folder as a dataset repo (token: HF_TOKEN)"
+    )
+    build.set_defaults(run=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from .export import build_dataset, push_to_hub
+
+    split = args.split or ("test" if args.config_name == "evaluation" else "train")
+    report = build_dataset(
+        args.instructions,
+        args.images,
+        args.output_dir,
+        regions_file=args.regions,
+        config_name=args.config_name,
+        split=split,
+        on_bad_rows=args.on_bad_rows,
+        max_shard_size=args.max_shard_size,
+    )
+    print(
+        f"built {args.config_name}/{split}: {report['images']:,} images, {report['rows']:,} instructions, "
+        f"{len(report['shards'])} shard(s), {report['num_bytes'] / 1e6:.1f} MB -> {args.output_dir}"
+    )
+    if report["duplicates"]:
+        print(f"dropped {report['duplicates']:,} duplicate rows (first: {'; '.join(report['duplicate_examples'])})")
+    for reason, count in sorted(report["skipped"].items()):
+        print(f"skipped {count:,} ({reason}); e.g. {report['skipped_examples'][reason][0]}")
+    if report["images_without_regions"] and args.regions:
+        print(f"note: {report['images_without_regions']:,} images have no regions in {args.regions}")
+    if args.push_to_hub:
+        print(f"pushed: {push_to_hub(args.output_dir, args.push_to_hub)}")
     return 0

@@ -57,10 +57,17 @@ class Instruction:
 
     @property
     def polarity(self) -> str | None:
-        """'negative' when the release marks the row negative, 'positive' for other tasks, None when untasked."""
-        if self.task is None:
-            return None
-        return "negative" if self.task.strip().lower().startswith(NEGATIVE_TASK) else "positive"
+        return polarity_of(self.task)
+
+
+def polarity_of(task: str | None) -> str | None:
+    """'negative' when the release marks the row negative, 'positive' for any other task, None when untasked.
+
+    The evaluation set carries no task, and its negative questions are not marked: guessing would be wrong.
+    """
+    if task is None:
+        return None
+    return "negative" if task.strip().lower().startswith(NEGATIVE_TASK) else "positive"
 
 
 def _text(row: dict, keys: tuple[str, ...], where: str, required: bool) -> str | None:
@@ -194,4 +201,6 @@ def read_regions(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
 
 def load_regions(path: str | Path, image_ids: set[str] | None = None) -> dict[str, list[dict]]:
     """All regions of a file as a dict (only those of `image_ids` when given): for the evaluation set's 120 images."""
-    return {image_id: regions for image_id, regions in read_regions(path) if image_ids is None or image_id in image_ids}
+    return {
+        image_id: regions for image_id, regions in read_regions(path) if image_ids is None or image_id in image_ids
+    }

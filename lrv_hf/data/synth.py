@@ -99,18 +99,32 @@ def positive_instructions(scene: dict, rng: random.Random) -> list[dict]:
     first, second = objects[0], objects[1]
     options = sorted({o["name"] for o in objects} | {rng.choice(SHAPES)})
     rows = [
-        ("Describe the image briefly.", f"{_listing(objects).capitalize()} on a {background} background.",
-         "Image Captioning"),
-        (f"What color is the {first['name']}?", f"The {first['name']} is {first['color']}.",
-         "Object Attribute Detection"),
-        (f"Where is the {second['color']} {second['name']} located in the picture?",
-         f"The {second['color']} {second['name']} is in the {_where(second['bbox'])} of the image.",
-         "Referential Expression Grounding"),
-        (f"How many objects are drawn on the {background} background?",
-         f"There are {len(objects)} objects: {_listing(objects)}.", "Object Counting"),
+        (
+            "Describe the image briefly.",
+            f"{_listing(objects).capitalize()} on a {background} background.",
+            "Image Captioning",
+        ),
+        (
+            f"What color is the {first['name']}?",
+            f"The {first['name']} is {first['color']}.",
+            "Object Attribute Detection",
+        ),
+        (
+            f"Where is the {second['color']} {second['name']} located in the picture?",
+            f"The {second['color']} {second['name']} is in the {_where(second['bbox'])} of the image.",
+            "Referential Expression Grounding",
+        ),
+        (
+            f"How many objects are drawn on the {background} background?",
+            f"There are {len(objects)} objects: {_listing(objects)}.",
+            "Object Counting",
+        ),
         (f"Which of these is {second['color']}: {', '.join(options)}?", f"The {second['name']}.", "Multi-choice VQA"),
-        (f"The image shows a {first['color']} {first['name']}. True or false?",
-         f"True, there is a {first['color']} {first['name']} in the image.", "Visual Entailment"),
+        (
+            f"The image shows a {first['color']} {first['name']}. True or false?",
+            f"True, there is a {first['color']} {first['name']} in the image.",
+            "Visual Entailment",
+        ),
     ]
     return [{"question": q, "answer": a, "task": t} for q, a, t in rows]
 
@@ -123,14 +137,26 @@ def negative_instructions(scene: dict, rng: random.Random) -> list[dict]:
     rows = []
     for template in ("Is there a {c} {s} next to the {o}?", "Describe the {c} {s} in the top of the image."):
         shape, color, anchor = rng.choice(absent), rng.choice(sorted(COLORS)), rng.choice(objects)["name"]
-        rows.append((template.format(c=color, s=shape, o=anchor),
-                     f"There is no {shape} in the image. The image shows {_listing(objects)}."))
+        rows.append(
+            (
+                template.format(c=color, s=shape, o=anchor),
+                f"There is no {shape} in the image. The image shows {_listing(objects)}.",
+            )
+        )
     target = rng.choice(objects)
     wrong = rng.choice(sorted(set(COLORS) - {target["color"]}))
-    rows.append((f"Can you see the {wrong} {target['name']} in the image?",
-                 f"There is no {wrong} {target['name']}; the {target['name']} in the image is {target['color']}."))
-    rows.append((f"The {wrong} {target['name']} stands out against the background.",
-                 f"This is misleading: the {target['name']} is {target['color']}, not {wrong}."))
+    rows.append(
+        (
+            f"Can you see the {wrong} {target['name']} in the image?",
+            f"There is no {wrong} {target['name']}; the {target['name']} in the image is {target['color']}.",
+        )
+    )
+    rows.append(
+        (
+            f"The {wrong} {target['name']} stands out against the background.",
+            f"This is misleading: the {target['name']} is {target['color']}, not {wrong}.",
+        )
+    )
     return [{"question": q, "answer": a, "task": "negative"} for q, a in rows]
 
 
@@ -155,14 +181,23 @@ def write_synthetic_release(output_dir: str | Path, num_images: int = 48, seed: 
             scene = make_scene(rng)
         render(scene).save(out / "images" / f"{image_id}.jpg", quality=90)
         vg[image_id] = regions_of(scene)
-        objects.append({
-            "image_id": int(image_id),
-            "objects": [
-                {"object_id": int(image_id) * 10 + j, "names": [o["name"]], "attributes": [o["color"]],
-                 "x": o["bbox"][0], "y": o["bbox"][1], "w": o["bbox"][2], "h": o["bbox"][3]}
-                for j, o in enumerate(scene["objects"])
-            ],
-        })
+        objects.append(
+            {
+                "image_id": int(image_id),
+                "objects": [
+                    {
+                        "object_id": int(image_id) * 10 + j,
+                        "names": [o["name"]],
+                        "attributes": [o["color"]],
+                        "x": o["bbox"][0],
+                        "y": o["bbox"][1],
+                        "w": o["bbox"][2],
+                        "h": o["bbox"][3],
+                    }
+                    for j, o in enumerate(scene["objects"])
+                ],
+            }
+        )
         positives, negatives = positive_instructions(scene, rng), negative_instructions(scene, rng)
         if i >= num_images - n_eval:
             # held-out images: questions only, as in the released evaluation set (positive and negative mixed)

@@ -1,0 +1,224 @@
+"""`LRVInstruction`: a `datasets.GeneratorBasedBuilder` over the release files, the images and the dense captions.
+
+It runs locally (datasets >= 4 refuses loading scripts on the Hub) and `lrv_hf.data.export` publishes its Parquet
+output. Rows are one per image with the instructions as lists (see `features.py`); keys are the image ids.
+"""
+
+import io
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+from .features import FEATURES
+from .release import BadRows, image_path, polarity_of, read_instructions, read_regions
+from .spool import Spool
+
+
+logger = logging.getLogger(__name__)
+
+_CITATION = """\
+@inproceedings{liu2023mitigating,
+  title={Mitigating Hallucination in Large Multi-Modal Models via Robust Instruction Tuning},
+  author={Liu, Fuxiao and Lin, Kevin and Li, Linjie and Wang, Jianfeng and Yacoob, Yaser and Wang, Lijuan},
+  booktitle={The Twelfth International Conference on Learning Representations},
+  year={2024}
+}
+"""
+
+_DESCRIPTION = """\
+LRV-Instruction: visual instructions with positive and negative (misleading) instructions at three semantic levels,
+generated with GPT-4 from Visual Genome dense captions, for robust instruction tuning against hallucination.
+"""
+
+_HOMEPAGE = "https://github.com/FuxiaoLiu/LRV-Instruction"
+
+
+@dataclass
+class LRVInstructionConfig(datasets.BuilderConfig):
+    """Which release files make a config, where the images and dense captions are, and how to treat bad rows."""
+
+    instruction_files: tuple[str, ...] = field(default=(), metadata={"help": "release JSON files of this config"})
+    patterns: tuple[str, ...] = field(default=(), metadata={"help": "file name globs searched in `release_dir`"})
+    release_dir: str | None = field(default=None, metadata={"help": "folder holding the release files"})
+    images_dir: str | None = field(
+        default=None, metadata={"help": "folder of `<image_id>.jpg` (default: <release_dir>/images)"}
+    )
+    regions_file: str | None = field(default=None, metadata={"help": "vg_annotation.json or region_descriptions.json"})
+    split: str = field(default="train", metadata={"help": "name of the split to write"})
+    on_bad_rows: str = field(
+        default="error", metadata={"help": "'error' stops at the first bad row; 'skip' counts it"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.on_bad_rows not in ("error", "skip"):
+            raise ValueError(f"`on_bad_rows` must be 'error' or 'skip', got {self.on_bad_rows!r}")
+        self.instruction_files = tuple(str(f) for f in self.instruction_files)
+
+    def resolve_files(self) -> list[Path]:
+        if self.instruction_files:
+            return [Path(f) for f in self.instruction_files]
+        if self.release_dir is None:
+            raise InputError(f"config `{self.name}`: give `instruction_files` or a `release_dir` to search")
+        root = Path(self.release_dir)
+        files = sorted(
+            {p for pattern in self.patterns for p in root.glob(pattern) if "more" not in p.name or "more" in pattern}
+        )
+        if not files:
+            raise InputError(f"{root}: no file matches {', '.join(self.patterns)} for config `{self.name}`")
+        return files
+
+
+@dataclass
+class BuildReport:
+    """What a build kept, dropped and skipped; published in the dataset card."""
+
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
+    images: int = 0
+    duplicates: int = 0
+    duplicate_examples: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    images_without_regions: int = 0
+
+
+class LRVInstruction(datasets.GeneratorBasedBuilder):
+    """LRV-Instruction from the release files. Build it locally, then publish the Parquet (`lrv-hf data build`)."""
+
+    VERSION = datasets.Version("1.0.0")
+    BUILDER_CONFIG_CLASS = LRVInstructionConfig
+    BUILDER_CONFIGS = [
+        LRVInstructionConfig(
+            name="instructions",
+            description="the instruction sets (filter_cap*.json: V1 {'annotations': [...]} and the later lists)",
+            patterns=("filter_cap*.json",),
+        ),
+        LRVInstructionConfig(
+            name="more",
+            description="the extra instruction set (filter_cap_more*.json)",
+            patterns=("filter_cap_more*.json",),
+        ),
+        LRVInstructionConfig(
+            name="chart", description="chart instructions; image ids are file names", patterns=("chart*.json",)
+        ),
+        LRVInstructionConfig(
+            name="evaluation",
+            description="the 1000-question evaluation set on 120 Visual Genome images (questions only)",
+            patterns=("evaluation_set*.json",),
+            split="test",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "instructions"
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=_DESCRIPTION,
+            features=FEATURES,
+            homepage=_HOMEPAGE,
+            citation=_CITATION,
+            license="BSD-3-Clause (annotations); Visual Genome images: CC BY 4.0",
+        )
+
+    def _split_generators(self, dl_manager):
+        config = self.config
+        files = config.resolve_files()
+        images_dir = config.images_dir or (Path(config.release_dir) / "images" if config.release_dir else None)
+        if images_dir is None:
+            raise InputError(f"config `{config.name}`: give `images_dir`")
+        if not Path(images_dir).is_dir():
+            raise InputError(f"{images_dir}: no such images folder")
+        regions_file = config.regions_file
+        if regions_file is None and config.release_dir and (Path(config.release_dir) / "vg_annotation.json").is_file():
+            regions_file = str(Path(config.release_dir) / "vg_annotation.json")
+        self.report = BuildReport(files=[Path(f).name for f in files])  # names only: no local paths in the card
+        return [
+            datasets.SplitGenerator(
+                name=config.split,
+                gen_kwargs={"files": files, "images_dir": str(images_dir), "regions_file": regions_file},
+            )
+        ]
+
+    def _generate_examples(self, files: list[Path], images_dir: str, regions_file: str | None):
+        report = getattr(self, "report", None) or BuildReport(files=[Path(f).name for f in files])
+        self.report = report
+        bad_rows = BadRows(self.config.on_bad_rows)
+        with tempfile.TemporaryDirectory(prefix="lrv-spool-") as tmp:
+            spool = Spool(Path(tmp) / "spool.sqlite")
+            try:
+                for path in files:
+                    spool.add_rows(read_instructions(path, bad_rows))
+                report.rows, report.images = spool.rows, spool.num_images
+                report.duplicates, report.duplicate_examples = spool.duplicates, spool.duplicate_examples
+                if spool.duplicates:
+                    logger.warning(
+                        "%d duplicate rows dropped (first: %s)", spool.duplicates, "; ".join(spool.duplicate_examples)
+                    )
+                if regions_file is not None:
+                    spool.add_regions(read_regions(regions_file))
+                paths = self._check_images(spool, images_dir, bad_rows)
+                for image_id, rows, regions in spool.grouped():
+                    path = paths.get(image_id)
+                    if path is None:  # missing image, skipped and counted in `_check_images`
+                        report.rows -= len(rows)
+                        report.images -= 1
+                        continue
+                    data = _read_image(path, image_id, bad_rows)
+                    if data is None:
+                        report.rows -= len(rows)
+                        report.images -= 1
+                        continue
+                    if regions is None:
+                        report.images_without_regions += 1
+                    yield image_id, _example(image_id, data, rows, regions or [])
+            finally:
+                spool.close()
+                report.skipped = dict(bad_rows.counts)
+                report.skipped_examples = dict(bad_rows.examples)
+
+    def _check_images(self, spool: Spool, images_dir: str, bad_rows: BadRows) -> dict:
+        """Resolve every image before writing anything, so a missing image fails fast and names all the ids."""
+        paths, missing = {}, []
+        for image_id in spool.image_ids():
+            path = image_path(images_dir, image_id)
+            if path.is_file():
+                paths[image_id] = path
+            else:
+                missing.append(image_id)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            message = f"{images_dir}: {len(missing)} image(s) missing for image_id {shown}"
+            if bad_rows.mode == "error":
+                raise InputError(message + "; pass --on-bad-rows skip to leave their rows out")
+            for image_id in missing:
+                bad_rows.handle(f"{images_dir}: image missing for image_id {image_id}", reason="missing image")
+        return paths
+
+
+def _read_image(path: Path, image_id: str, bad_rows: BadRows) -> bytes | None:
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        bad_rows.handle(f"{path}: corrupt image for image_id {image_id} ({err})", reason="corrupt image")
+        return None
+    return data
+
+
+def _example(image_id: str, data: bytes, rows: list[tuple], regions: list[dict]) -> dict:
+    return {
+        "image": {"bytes": data, "path": None},
+        "image_id": image_id,
+        "question": [r[0] for r in rows],
+        "answer": [r[1] for r in rows],
+        "task": [r[2] for r in rows],
+        "polarity": [polarity_of(r[2]) for r in rows],
+        "source": [r[3] for r in rows],
+        "regions": regions,
+    }
