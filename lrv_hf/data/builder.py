@@ -12,6 +12,7 @@ from pathlib import Path
 
 import datasets
 from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from ..errors import InputError
 from .features import FEATURES
@@ -162,7 +163,9 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
                 if regions_file is not None:
                     spool.add_regions(read_regions(regions_file))
                 paths = self._check_images(spool, images_dir, bad_rows)
+                bar = tqdm(total=len(paths), unit="image", desc=f"building {self.config.name}", disable=None)
                 for image_id, rows, regions in spool.grouped():
+                    bar.update()
                     path = paths.get(image_id)
                     if path is None:  # missing image, skipped and counted in `_check_images`
                         report.rows -= len(rows)
@@ -176,6 +179,7 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
                     if regions is None:
                         report.images_without_regions += 1
                     yield image_id, _example(image_id, data, rows, regions or [])
+                bar.close()
             finally:
                 spool.close()
                 report.skipped = dict(bad_rows.counts)

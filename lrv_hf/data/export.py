@@ -57,6 +57,9 @@ def build_dataset(
         on_bad_rows=on_bad_rows,
         **overrides,
     )
+    # our own bar (images, shown on a terminal only) replaces datasets' one, which would print even on errors
+    bars_were_enabled = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
     try:
         builder.download_and_prepare(
             str(work / "prepared"),
@@ -70,6 +73,8 @@ def build_dataset(
             raise cause from None
         raise
     finally:
+        if bars_were_enabled:
+            datasets.enable_progress_bars()
         shutil.rmtree(work / "cache", ignore_errors=True)
 
     shards = sorted((work / "prepared").glob(f"*-{split}*.parquet"))
@@ -133,7 +138,7 @@ def write_card(output_dir: str | Path, repo_id: str = "<org>/lrv-instruction") -
         ],
     }
     rows = []
-    for key, report in sorted(reports.items()):
+    for _, report in sorted(reports.items()):
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report["skipped"].items())) or "none"
         rows.append(
             f"| `{report['config']}` | `{report['split']}` | {report['images']:,} | {report['rows']:,} | "

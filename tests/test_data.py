@@ -1,0 +1,322 @@
+"""Release readers, the builder's Parquet output as `load_dataset` sees it, the views, and the synthetic release."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+
+from lrv_hf.data import chat_view, instruction_view, jsonstream, load_regions, read_instructions, read_regions
+from lrv_hf.data.export import build_dataset
+from lrv_hf.data.synth import COLORS, SHAPES, write_synthetic_release
+from lrv_hf.errors import InputError
+
+
+def write_json(path: Path, payload) -> Path:
+    path.write_text(json.dumps(payload))
+    return path
+
+
+# --- streaming JSON -----------------------------------------------------------------------------------------------
+
+
+def test_stream_matches_json_across_chunk_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(jsonstream, "_CHUNK", 7)  # every element and number straddles a buffer boundary
+    rows = [{"image_id": str(i), "question": "q" * i, "n": 1234567 * i} for i in range(40)]
+    path = write_json(tmp_path / "a.json", {"meta": {"v": 1}, "annotations": rows})
+    assert list(jsonstream.iter_records(path, list_key="annotations")) == rows
+    assert list(jsonstream.iter_records(write_json(tmp_path / "b.json", rows), list_key="annotations")) == rows
+    mapping = {str(i): [{"caption": "c", "bbox": [i, 2, 3, 4]}] for i in range(30)}
+    assert dict(jsonstream.iter_items(write_json(tmp_path / "c.json", mapping))) == mapping
+
+
+@pytest.mark.parametrize(
+    "text", ['[\n {"a": 1},\n {"a": 2,,}\n]', '[{"a": 1}, {"a": 2}', '[{"a": 1}] x', '{"annotations": [1, 2 3]}']
+)
+def test_malformed_json_names_file_and_the_same_position_as_json(tmp_path, text):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"bad\.json: invalid JSON at line \d+ column \d+ \(char \d+\)") as info:
+        list(jsonstream.iter_records(path, list_key="annotations"))
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as err:
+        if "Extra data" not in err.msg:
+            assert f"line {err.lineno} column {err.colno} (char {err.pos})" in str(info.value)
+
+
+# --- readers ------------------------------------------------------------------------------------------------------
+
+
+def test_every_instruction_shape_normalises(tmp_path):
+    v1 = write_json(
+        tmp_path / "filter_cap.json",
+        {"annotations": [{"image_id": "1", "question": "Q?", "answer": "A.", "task": "negative"}]},
+    )
+    v2 = write_json(
+        tmp_path / "filter_cap1.json", [{"image_id": 2, "question": "Q2", "answer": "A2", "task": "Counting"}]
+    )
+    chart = write_json(
+        tmp_path / "chart_release_update.json",
+        [{"image_id": "bar_17.png", "question": "Max?", "answer": "7", "task": "chart"}],
+    )
+    current = write_json(tmp_path / "evaluation_set.json", [{"image_id": "3", "question": "Is there a cat?"}])
+    july = write_json(
+        tmp_path / "eval_july.json", [{"image_id": "3", "instruction": "Is there a dog?", "answer_gt": "No."}]
+    )
+
+    (row,) = read_instructions(v1)
+    assert (row.image_id, row.question, row.answer, row.task, row.polarity, row.source) == (
+        "1",
+        "Q?",
+        "A.",
+        "negative",
+        "negative",
+        "filter_cap.json",
+    )
+    (row,) = read_instructions(v2)
+    assert (row.image_id, row.polarity) == ("2", "positive")  # int ids become strings
+    (row,) = read_instructions(chart)
+    assert row.image_id == "bar_17.png"
+    (row,) = read_instructions(current)
+    assert (row.question, row.answer, row.task, row.polarity) == ("Is there a cat?", None, None, None)
+    (row,) = read_instructions(july)
+    assert (row.question, row.answer) == ("Is there a dog?", "No.")
+
+
+def test_both_region_shapes_normalise_to_caption_and_xywh(tmp_path):
+    lrv = write_json(tmp_path / "vg_annotation.json", {"7": [{"caption": "a red ball", "bbox": [1, 2, 30, 40]}]})
+    vg = write_json(
+        tmp_path / "region_descriptions.json",
+        [
+            {
+                "id": 7,
+                "regions": [
+                    {"region_id": 1, "image_id": 7, "phrase": "a red ball", "x": 1, "y": 2, "width": 30, "height": 40}
+                ],
+            }
+        ],
+    )
+    expected = [("7", [{"caption": "a red ball", "bbox": [1, 2, 30, 40]}])]
+    assert list(read_regions(lrv)) == expected
+    assert list(read_regions(vg)) == expected
+    assert load_regions(vg, image_ids={"8"}) == {}
+
+
+# --- the built dataset --------------------------------------------------------------------------------------------
+
+
+def test_load_dataset_returns_every_instruction_grouped_by_image(built_dataset, synthetic_release):
+    released = json.loads((synthetic_release / "filter_cap.json").read_text())["annotations"]
+    regions = json.loads((synthetic_release / "vg_annotation.json").read_text())
+    ds = datasets.load_dataset(str(built_dataset), "instructions", split="train")
+    assert isinstance(ds.features["image"], datasets.Image)
+    assert len(ds) == len({r["image_id"] for r in released})  # one row per image: each image stored once
+    rows = instruction_view(ds)
+    assert sorted((r["image_id"], r["question"], r["answer"], r["task"]) for r in rows) == sorted(
+        (r["image_id"], r["question"], r["answer"], r["task"]) for r in released
+    )
+    first = ds[0]
+    assert first["image"].size == (128, 128)
+    assert first["regions"] == regions[first["image_id"]]
+    assert {p for r in ds for p in r["polarity"]} == {"positive", "negative"}
+    assert all((t == "negative") == (p == "negative") for r in ds for t, p in zip(r["task"], r["polarity"]))
+
+
+def test_evaluation_config_has_questions_without_answers(built_dataset, synthetic_release):
+    released = json.loads((synthetic_release / "evaluation_set.json").read_text())
+    ds = datasets.load_dataset(str(built_dataset), "evaluation", split="test")
+    assert sum(len(q) for q in ds["question"]) == len(released)
+    assert all(a is None for r in ds for a in r["answer"])
+    assert len(chat_view(ds)) == 0  # nothing to train on
+
+
+def test_card_lists_every_config_and_the_licence_note(built_dataset):
+    card = (built_dataset / "README.md").read_text()
+    header = card.split("---")[1]
+    assert "config_name: instructions" in header and "config_name: evaluation" in header
+    assert "path: evaluation/test-*.parquet" in header
+    assert "CC BY 4.0" in card and "@inproceedings{liu2023mitigating" in card
+
+
+def test_build_is_deterministic(synthetic_release, tmp_path):
+    def digest(out):
+        build_dataset([synthetic_release / "filter_cap.json"], synthetic_release / "images", out)
+        return hashlib.sha256((out / "instructions" / "train-00000-of-00001.parquet").read_bytes()).hexdigest()
+
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_chat_view_is_the_processor_shape(built_dataset):
+    ds = datasets.load_dataset(str(built_dataset), "instructions", split="train")
+    chat = chat_view(ds)
+    assert len(chat) == sum(len(q) for q in ds["question"])
+    user, assistant = chat[0]["messages"]
+    assert user["role"] == "user" and [c["type"] for c in user["content"]] == ["image", "text"]
+    assert user["content"][1]["text"] == ds[0]["question"][0]
+    assert assistant == {"role": "assistant", "content": [{"type": "text", "text": ds[0]["answer"][0]}]}
+    assert len(chat[0]["images"]) == 1
+    multi = chat_view(ds, multi_turn=True)
+    assert len(multi) == len(ds)
+    assert [m["role"] for m in multi[0]["messages"]] == ["user", "assistant"] * len(ds[0]["question"])
+    assert sum(c["type"] == "image" for m in multi[0]["messages"] for c in m["content"]) == 1
+
+
+def test_chart_images_are_found_by_file_name(tmp_path, synthetic_release):
+    images = tmp_path / "charts"
+    images.mkdir()
+    (images / "bar_1.png").write_bytes((synthetic_release / "images" / "2400001.jpg").read_bytes())
+    chart = write_json(
+        tmp_path / "chart.json", [{"image_id": "bar_1.png", "question": "Q", "answer": "A", "task": "t"}]
+    )
+    build_dataset([chart], images, tmp_path / "out", config_name="chart")
+    ds = datasets.load_dataset(str(tmp_path / "out"), "chart", split="train")
+    assert ds[0]["image_id"] == "bar_1.png" and ds[0]["question"] == ["Q"]
+
+
+# --- the synthetic release ----------------------------------------------------------------------------------------
+
+
+def test_synthetic_release_is_deterministic_and_has_both_negative_kinds(tmp_path):
+    def files(path, seed):
+        write_synthetic_release(path, num_images=10, seed=seed)
+        return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "a", 1) == files(tmp_path / "b", 1)
+    assert files(tmp_path / "a", 1) != files(tmp_path / "c", 2)
+    objects = {str(o["image_id"]): o["objects"] for o in json.loads((tmp_path / "a" / "objects.json").read_text())}
+    rows = json.loads((tmp_path / "a" / "filter_cap.json").read_text())["annotations"]
+    rows += json.loads((tmp_path / "a" / "filter_cap_more.json").read_text())
+    nonexistent = existent = 0
+    for row in rows:
+        if row["task"] != "negative":
+            continue
+        present = {(o["names"][0], o["attributes"][0]) for o in objects[row["image_id"]]}
+        words = row["question"].lower().replace("?", "").replace(".", "").split()
+        mentioned = [(w, c) for c, w in zip(words, words[1:]) if w in SHAPES and c in COLORS]
+        assert mentioned and not any(m in present for m in mentioned)  # a negative never describes the truth
+        if any(w in {name for name, _ in present} for w, _ in mentioned):
+            existent += 1  # an existing object with a wrong attribute
+        else:
+            nonexistent += 1  # an object that is not there
+    assert nonexistent > 0 and existent > 0
+    assert {r["task"] for r in rows} - {"negative"}  # several positive tasks
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    from lrv_hf.cli import main
+
+    return main(list(args))
+
+
+@pytest.fixture
+def release(tmp_path, synthetic_release):
+    """A writable copy of two synthetic images and a helper to write an instruction file next to them."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in ("2400001", "2400002"):
+        (images / f"{image_id}.jpg").write_bytes((synthetic_release / "images" / f"{image_id}.jpg").read_bytes())
+
+    def build(rows, *extra, name="filter_cap.json"):
+        path = tmp_path / name
+        path.write_text(rows if isinstance(rows, str) else json.dumps(rows))
+        return run_cli(
+            "data",
+            "build",
+            "--instructions",
+            str(path),
+            "--images",
+            str(images),
+            "--output-dir",
+            str(tmp_path / "out"),
+            *extra,
+        )
+
+    build.images, build.out = images, tmp_path / "out"
+    return build
+
+
+def good(image_id="2400001", question="What is it?"):
+    return {"image_id": image_id, "question": question, "answer": "A ball.", "task": "Object Detection"}
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ('[{"image_id": "1", "question": }]', r"filter_cap\.json: invalid JSON at line 1 column 32 \(char 31\)"),
+        ([good(), {"image_id": "2400001"}], r"filter_cap\.json: row 1: field `question` is missing"),
+        ([good(), {"image_id": "2400001", "question": 5}], r"row 1: field `question` must be a string, got int"),
+        ([good(), ["not", "an", "object"]], r"row 1: expected an object, got list"),
+        ("", r"filter_cap\.json: the file is empty"),
+        ("[]", r"filter_cap\.json: the file holds no rows"),
+        ([good(), good("2400099")], r"1 image\(s\) missing for image_id 2400099; pass --on-bad-rows skip"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file_and_row(release, capsys, rows, message):
+    assert release(rows) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+@pytest.mark.parametrize("image_id", ["../escape", "/etc/passwd", "a/../../b", "..\\x", "C:evil"])
+def test_ids_escaping_the_images_folder_are_refused_even_when_skipping(release, capsys, image_id):
+    assert release([good(), good(image_id)], "--on-bad-rows", "skip") == 2
+    assert "escapes the images folder; refused" in capsys.readouterr().err
+
+
+def test_skip_counts_missing_and_corrupt_images_and_bad_rows(release, capsys):
+    (release.images / "2400003.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    rows = [good(), good("2400002"), good("2400099"), good("2400003"), {"image_id": "2400001"}]
+    assert release(rows, "--on-bad-rows", "skip") == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 (bad row)" in out and "skipped 1 (missing image)" in out and "skipped 1 (corrupt image)" in out
+    ds = datasets.load_dataset(str(release.out), "instructions", split="train")
+    assert sorted(ds["image_id"]) == ["2400001", "2400002"]
+    report = json.loads((release.out / "build_report.json").read_text())["instructions/train"]
+    assert report["rows"] == 2 and report["images"] == 2
+    assert report["skipped"] == {"bad row": 1, "corrupt image": 1, "missing image": 1}
+    card = (release.out / "README.md").read_text()
+    assert "1 bad row, 1 corrupt image, 1 missing image" in card
+
+
+def test_corrupt_image_is_an_error_naming_the_id(release, capsys):
+    (release.images / "2400002.jpg").write_bytes(b"garbage")
+    assert release([good(), good("2400002")]) == 2
+    assert "corrupt image for image_id 2400002" in capsys.readouterr().err
+
+
+def test_duplicates_are_dropped_and_reported(release, capsys):
+    assert release([good(), good(), good(question="Other?")]) == 0
+    assert "dropped 1 duplicate rows (first: filter_cap.json row 1 (image 2400001))" in capsys.readouterr().out
+    ds = datasets.load_dataset(str(release.out), "instructions", split="train")
+    assert ds[0]["question"] == ["What is it?", "Other?"]
+
+
+def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
+    missing = tmp_path / "nope.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lrv_hf.cli",
+            "data",
+            "build",
+            "--instructions",
+            str(missing),
+            "--images",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"lrv-hf data: error: {missing}: no such file"
