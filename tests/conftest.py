@@ -34,3 +34,13 @@ def built_dataset(synthetic_release, tmp_path_factory):
         [synthetic_release / "evaluation_set.json"], output_dir=out, config_name="evaluation", split="test", **common
     )
     return out
+
+
+# -- judge: a real OpenAI-compatible server on 127.0.0.1 (tests/chat_server.py) -------------------------------------
+@pytest.fixture
+def chat_server():
+    """A started `ChatServer` (echo replies, no faults); program it with `.reply`, `.inject(...)`, `.latency`."""
+    from chat_server import ChatServer
+
+    with ChatServer() as server:
+        yield server
