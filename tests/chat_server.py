@@ -54,7 +54,7 @@ class Record:
     path: str
     body: dict | None
     headers: dict
-    outcome: str  # "ok", a status code as text, "drop", "malformed"
+    outcome: str  # "pending", "ok", a status code as text, "drop", "malformed", "abandoned"
     time: float = field(default_factory=time.monotonic)
 
 
@@ -101,7 +101,7 @@ class ChatServer:
         class Handler(_Handler):
             chat = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._httpd.request_queue_size = 128
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
@@ -214,6 +214,11 @@ class ChatServer:
                      "completed": len(out), "failed": 0})  # fmt: skip
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients that hang up mid-reply are part of the tests
+        pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients pool connections as they do against real providers
     chat: ChatServer
@@ -234,9 +239,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: dict | None = None):
         self._send(status, {"error": {"message": message, "type": "test_server", "code": status}}, headers)
 
-    def _record(self, body, outcome: str):
+    def _record(self, body, outcome: str) -> Record:
+        record = Record(urlparse(self.path).path, body, dict(self.headers), outcome)
         with self.chat._lock:
-            self.chat.records.append(Record(urlparse(self.path).path, body, dict(self.headers), outcome))
+            self.chat.records.append(record)
+        return record
 
     def _authorised(self) -> bool:
         if self.chat.api_key is None:
@@ -321,16 +328,18 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._record(None, "400")
             return self._error(400, "request body is not JSON")
+        # counted on arrival (outcome filled in later), so a call still being served is already visible
+        record = self._record(body, "pending")
         fault = self.chat.next_fault(body)
         if fault is not None:
             if fault.kind == "drop":
-                self._record(body, "drop")
+                record.outcome = "drop"
                 self.close_connection = True
                 # a reset, not a clean close: what a crashing proxy does
                 self.connection.shutdown(2)
                 return
             if fault.kind == "malformed":
-                self._record(body, "malformed")
+                record.outcome = "malformed"
                 return self._send(200, fault.malformed_body)
             if fault.kind == "slow":
                 time.sleep(fault.delay)
@@ -338,18 +347,18 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {}
                 if fault.retry_after is not None:
                     headers["Retry-After"] = f"{fault.retry_after:g}"
-                self._record(body, str(fault.kind))
+                record.outcome = str(fault.kind)
                 return self._error(int(fault.kind), f"injected {fault.kind}", headers)
         if self.chat.latency:
             time.sleep(self.chat.latency)
         try:
             response = self.chat.completion(body)
         except Exception as err:  # a reply function that raises is a 500, as a buggy server would send
-            self._record(body, "500")
+            record.outcome = "500"
             return self._error(500, f"reply function failed: {err}")
         try:
             self._send(200, response)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): it was never delivered
-            self._record(body, "abandoned")
+            record.outcome = "abandoned"
             return
-        self._record(body, "ok")
+        record.outcome = "ok"
