@@ -1,0 +1,75 @@
+"""`lrv-hf pope build|score`: write POPE probe sets from object annotations, and score a model's answers to them.
+
+lrv-hf pope build --objects objects.json --output probes.jsonl
+lrv-hf infer ... --data probes.jsonl --output predictions.jsonl
+lrv-hf pope score --probes probes.jsonl --predictions predictions.jsonl --output-dir runs/pope
+"""
+
+import argparse
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("pope", help="POPE object-hallucination probes: build a probe set, score answers")
+    commands = parser.add_subparsers(dest="pope_command", required=True, metavar="SUBCOMMAND")
+
+    build = commands.add_parser("build", help="write balanced yes/no probes from a Visual Genome-style objects.json")
+    build.add_argument("--objects", required=True, help="objects.json (Visual Genome shape, or the synthetic set's)")
+    build.add_argument("--output", required=True, help="probe JSONL to write")
+    build.add_argument("--strategies", default="random,popular,adversarial", help="comma-separated")
+    build.add_argument("--num-per-image", type=int, default=3, help="positives per image, with as many negatives")
+    build.add_argument("--num-images", type=int, default=None, help="a seeded sample of images (default: all)")
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(run=run_build)
+
+    score = commands.add_parser("score", help="score answers (JSONL from `lrv-hf infer`) against a probe file")
+    score.add_argument("--probes", required=True, help="probe JSONL written by `lrv-hf pope build`")
+    score.add_argument("--predictions", required=True, nargs="+", help="JSONL rows {image_id, question, answer}")
+    score.add_argument("--output-dir", required=True, help="gets summary.json and scores.jsonl")
+    score.add_argument(
+        "--unknown-as",
+        default="yes",
+        choices=("yes", "wrong", "exclude"),
+        help="answers with neither yes nor a negation: 'yes' as POPE reads them (default), 'wrong', or 'exclude'",
+    )
+    score.set_defaults(run=run_score)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from .probes import ProbeConfig, build_probes, read_objects, write_probes
+
+    try:
+        config = ProbeConfig(
+            strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+            num_per_image=args.num_per_image,
+            seed=args.seed,
+            num_images=args.num_images,
+        )
+    except ValueError as err:
+        raise InputError(f"invalid option: {err}") from None
+    objects = read_objects(args.objects)
+    rows = build_probes(objects, config)
+    count = write_probes(rows, args.output)
+    images = len({row["image_id"] for row in rows})
+    print(
+        f"wrote {count} probes ({', '.join(config.strategies)}) on {images} of {len(objects)} images to {args.output}"
+    )
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from .scoring import read_predictions, read_probes, score_predictions, write_scores
+
+    probes = read_probes(args.probes)
+    predictions = read_predictions(args.predictions)
+    summary, rows = score_predictions(probes, predictions, unknown_as=args.unknown_as)
+    path = write_scores(summary, rows, args.output_dir)
+    print(f"{'model':<24} {'strategy':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'yes':>6} {'n':>6} {'unk':>5}")
+    for model, strategies in summary["models"].items():
+        for strategy, m in strategies.items():
+            print(
+                f"{model[:24]:<24} {strategy:<12} {m['accuracy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
+                f"{m['f1']:6.3f} {m['yes_ratio']:6.3f} {m['n']:6d} {m['unknown']:5d}"
+            )
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,242 @@
+"""POPE scoring: free-form answers -> yes/no by POPE's own rule, then accuracy, precision, recall, F1 and yes-ratio.
+
+"yes" is the positive class. Answers with neither a "yes" nor a negation are counted as `unknown` and enter the metrics
+as `unknown_as` says: `"yes"` (POPE's behaviour, the default, for comparable numbers), `"wrong"` or `"exclude"`.
+"""
+
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from ..errors import InputError
+
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_AS = ("yes", "wrong", "exclude")
+_NEGATION = re.compile(r"\b(no|not|none|nope|never)\b|n't\b", re.IGNORECASE)
+_YES = re.compile(r"\byes\b", re.IGNORECASE)
+
+
+def _first_sentence(text: str) -> str:
+    # POPE keeps the text before the first "." (so "No." and "No, there is..." both reduce to "No")
+    return text.split(".")[0] if "." in text else text
+
+
+def pope_label(text: str) -> str:
+    """POPE's rule, kept exactly: in the first sentence, commas removed and split on spaces, a word `No`, `no` or
+    `not` makes the answer "no"; anything else is "yes".
+
+    The rule is literal: `"NO"`, `"No!"` and `"Not"` read as "yes". Those answers are not `unknown` (they hold a
+    negation), so they stay "yes" in every `unknown_as` mode, as in POPE's published numbers.
+    """
+    words = _first_sentence(text).replace(",", "").split(" ")
+    return "no" if "No" in words or "not" in words or "no" in words else "yes"
+
+
+def is_unknown(text: str) -> bool:
+    """True when the first sentence holds neither the word "yes" nor a negation (no, not, none, nope, never, -n't).
+
+    Such answers ("", "I cannot tell", "There is a dog") say neither yes nor no; POPE reads them all as "yes". The
+    count shows how much of a model's "yes" rests on that reading.
+    """
+    first = _first_sentence(text)
+    return not (_YES.search(first) or _NEGATION.search(first))
+
+
+def _reference(value, index: int) -> str:
+    label = value.strip().lower() if isinstance(value, str) else None
+    if label not in ("yes", "no"):
+        raise ValueError(f"reference {index} must be 'yes' or 'no', got {value!r}")
+    return label
+
+
+def compute_metrics(predictions: list[str], references: list[str], unknown_as: str = "yes") -> dict:
+    """POPE's metrics over free-form answers and "yes"/"no" references ("yes" is the positive class).
+
+    Args:
+        predictions (`list[str]`): the model's answers, free-form text.
+        references (`list[str]`): "yes" or "no" per answer (case and surrounding spaces ignored).
+        unknown_as (`str`, *optional*, defaults to `"yes"`):
+            how an answer with neither "yes" nor a negation is scored: `"yes"` as POPE does (comparable with
+            published numbers), `"wrong"` as the opposite of its reference (a non-answer earns no credit), or
+            `"exclude"` (left out of every metric, `n` included).
+
+    Returns:
+        `dict`: `accuracy`, `precision`, `recall`, `f1`, `yes_ratio` (share of scored answers read as "yes") as
+        floats (0.0 when undefined, e.g. precision with no "yes"), and the counts `n` (answers scored), `unknown`
+        (answers with neither "yes" nor a negation, scored or not), `tp`, `fp`, `tn`, `fn`.
+    """
+    if unknown_as not in UNKNOWN_AS:
+        raise ValueError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}")
+    if len(predictions) != len(references):
+        raise ValueError(f"got {len(predictions)} predictions but {len(references)} references")
+    counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    unknown = 0
+    for index, (answer, reference) in enumerate(zip(predictions, references)):
+        reference = _reference(reference, index)
+        if not isinstance(answer, str):
+            raise ValueError(f"prediction {index} must be a string, got {type(answer).__name__}")
+        predicted = pope_label(answer)
+        if is_unknown(answer):
+            unknown += 1
+            if unknown_as == "exclude":
+                continue
+            if unknown_as == "wrong":
+                predicted = "no" if reference == "yes" else "yes"
+        counts[("t" if predicted == reference else "f") + ("p" if predicted == "yes" else "n")] += 1
+    tp, fp, tn, fn = counts["tp"], counts["fp"], counts["tn"], counts["fn"]
+    n = tp + fp + tn + fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "accuracy": (tp + tn) / n if n else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "yes_ratio": (tp + fp) / n if n else 0.0,
+        "n": n,
+        "unknown": unknown,
+        **counts,
+    }
+
+
+def _read_jsonl(path: Path):
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, encoding="utf-8-sig") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}: line {number}: invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: line {number}: expected an object, got {type(row).__name__}")
+            yield number, row
+
+
+def _field(row: dict, key: str, where: str, kinds=(str,)) -> str:
+    value = row.get(key)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise InputError(f"{where}: field `{key}` is missing or not a {' or '.join(k.__name__ for k in kinds)}")
+    return str(value)
+
+
+def read_probes(path: str | Path) -> list[dict]:
+    """Read a probe JSONL (`{"image_id", "question", "label", "strategy"?, "object"?}` rows), validated."""
+    path = Path(path)
+    probes, seen = [], set()
+    for number, row in _read_jsonl(path):
+        where = f"{path}: line {number}"
+        probe = {
+            "image_id": _field(row, "image_id", where, (str, int)),
+            "question": _field(row, "question", where),
+            "label": _field(row, "label", where).strip().lower(),
+            # probe files from elsewhere may hold one strategy and not say which
+            "strategy": str(row.get("strategy") or "all"),
+            "object": row.get("object"),
+        }
+        if probe["label"] not in ("yes", "no"):
+            raise InputError(f"{where}: field `label` must be 'yes' or 'no', got {row['label']!r}")
+        key = (probe["strategy"], probe["image_id"], probe["question"])
+        if key in seen:
+            raise InputError(f"{where}: the same question on image {probe['image_id']} appears twice")
+        seen.add(key)
+        probes.append(probe)
+    if not probes:
+        raise InputError(f"{path}: the file holds no probes")
+    return probes
+
+
+def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple[str, str], list[str]]]:
+    """Read prediction JSONL files (`{"image_id", "question", "answer", "model"?}` rows) into
+    `{model: {(image_id, question): [answers in file order]}}`; a row without `model` belongs to a model named after
+    its file.
+    """
+    models: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
+    for path in map(Path, paths):
+        empty = True
+        for number, row in _read_jsonl(path):
+            where = f"{path}: line {number}"
+            model = row.get("model") or path.stem
+            key = (_field(row, "image_id", where, (str, int)), _field(row, "question", where))
+            models[str(model)][key].append(_field(row, "answer", where))
+            empty = False
+        if empty:
+            raise InputError(f"{path}: the file holds no predictions")
+    return {model: dict(answers) for model, answers in models.items()}
+
+
+def score_predictions(
+    probes: list[dict], predictions: dict[str, dict[tuple[str, str], list[str]]], unknown_as: str = "yes"
+) -> tuple[dict, list[dict]]:
+    """Join predictions with probes on `(image_id, question)` and score each model on each strategy.
+
+    A question recurs across strategies (the positives are shared). One answer to it serves every probe row that
+    asks it; as many answers as rows (inference ran over the probe file row by row) are matched in file order; any
+    other count is an error, since which answer belongs to which strategy would be a guess.
+
+    Returns:
+        `tuple[dict, list[dict]]`: the summary `{"unknown_as", "models": {model: {strategy: metrics}}}` where metrics
+        are those of `compute_metrics` plus `missing` (probes the model did not answer, left out), and one row per
+        answered probe (the probe, `model`, `answer`, `predicted`, `unknown`).
+    """
+    summary = {"unknown_as": unknown_as, "models": {}}
+    rows = []
+    for model, answers in sorted(predictions.items()):
+        by_strategy: dict[str, tuple[list, list]] = {}
+        missing: dict[str, int] = defaultdict(int)
+        asked = Counter((p["image_id"], p["question"]) for p in probes)
+        seen: Counter = Counter()
+        for probe in probes:
+            key = (probe["image_id"], probe["question"])
+            given = answers.get(key, [])
+            answered, labels = by_strategy.setdefault(probe["strategy"], ([], []))
+            if not given:
+                missing[probe["strategy"]] += 1
+                continue
+            if len(given) not in (1, asked[key]):
+                raise InputError(
+                    f"model {model!r} answers {key[1]!r} on image {key[0]} {len(given)} times, but the probes ask "
+                    f"it {asked[key]} times; give one answer per question or one per probe row"
+                )
+            answer = given[seen[key]] if len(given) > 1 else given[0]
+            seen[key] += 1
+            answered.append(answer)
+            labels.append(probe["label"])
+            rows.append(
+                {
+                    **probe,
+                    "model": model,
+                    "answer": answer,
+                    "predicted": pope_label(answer),
+                    "unknown": is_unknown(answer),
+                }
+            )
+        summary["models"][model] = {
+            strategy: {**compute_metrics(answered, labels, unknown_as), "missing": missing[strategy]}
+            for strategy, (answered, labels) in by_strategy.items()
+        }
+        if sum(missing.values()):
+            logger.warning(
+                "%s left %d of %d probes unanswered; they are not scored", model, sum(missing.values()), len(probes)
+            )
+    if not rows:
+        raise InputError("no prediction matches a probe on (image_id, question): were they made from this probe file?")
+    return summary, rows
+
+
+def write_scores(summary: dict, rows: list[dict], output_dir: str | Path) -> Path:
+    """Write `summary.json` and `scores.jsonl` (one row per answered probe) under `output_dir`; returns the summary
+    path."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return out / "summary.json"
