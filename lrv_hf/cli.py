@@ -13,6 +13,7 @@ from .errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import cli as data_cli
+    from .train import cli as train_cli
     from .gavie import cli as gavie_cli
     from .pope import cli as pope_cli
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_cli.add_parser(subparsers)
+    train_cli.add_parser(subparsers)
     gavie_cli.add_parser(subparsers)
     pope_cli.add_parser(subparsers)
     return parser

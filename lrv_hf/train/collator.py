@@ -1,0 +1,124 @@
+"""The training collator: chat template -> processor batch with labels on the assistant's answers only.
+
+It works with any processor whose chat template renders each conversation prefix as a prefix of the whole: the
+answer spans come from rendering the prefixes, the tokens come from the tokenizer's offsets, and the processor's
+image-token expansion is matched from the end of the sequence, where the text after the image sits unchanged.
+"""
+
+import logging
+
+import torch
+from transformers import ProcessorMixin
+
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+def answer_spans(processor: ProcessorMixin, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans the model must learn: each answer and its end-of-turn.
+
+    A span runs from the end of the rendered prompt (`add_generation_prompt=True`) to the end of the rendered turn,
+    so the end-of-turn token is learnt too (without it the model never stops).
+    """
+    text = processor.apply_chat_template(messages, tokenize=False)
+    spans, cursor = [], 0
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = processor.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)
+        turn = processor.apply_chat_template(messages[: k + 1], tokenize=False)
+        if text.startswith(turn) and turn.startswith(prompt):
+            spans.append((len(prompt), len(turn)))
+        else:
+            # templates that render a turn differently once later turns follow: find the answer text itself
+            answer = "".join(p["text"] for p in message["content"] if p["type"] == "text")
+            start = text.find(answer, cursor)
+            if start < 0:
+                raise ValueError(f"answer {answer[:40]!r} not found in the rendered conversation")
+            spans.append((start, start + len(answer)))
+        cursor = spans[-1][1]
+    return text, spans
+
+
+class AnswerOnlyCollator:
+    """Collate chat rows (`messages`, `images`) into a padded processor batch whose `labels` cover only answers.
+
+    Args:
+        processor (`ProcessorMixin`):
+            The model's processor; its tokenizer pads on the right for training.
+        max_length (`int`, *optional*, defaults to `2048`):
+            Samples longer than this, image tokens included, are dropped (and counted in `dropped`), never cut:
+            cutting image tokens breaks the model's image-feature/image-token match.
+    """
+
+    def __init__(self, processor: ProcessorMixin, max_length: int = 2048):
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "right"
+        self.max_length = max_length
+        image_token = getattr(processor, "image_token", None)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token) if image_token else None
+        self.dropped = 0
+        self.seen = 0
+
+    def _add_special_tokens(self, text: str) -> bool:
+        # templates that write the BOS themselves must not get a second one from the tokenizer
+        bos = self.tokenizer.bos_token
+        return not (bos and text.startswith(bos))
+
+    def _labels_before_expansion(self, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        """Token ids of `text` as the tokenizer sees it (one token per image placeholder) and their labels."""
+        enc = self.tokenizer(
+            text, add_special_tokens=self._add_special_tokens(text), return_offsets_mapping=True, verbose=False
+        )
+        ids = enc["input_ids"]
+        labels = [
+            token if any(start <= begin < end for start, end in spans) and end_ > begin else IGNORE_INDEX
+            for token, (begin, end_) in zip(ids, enc["offset_mapping"])
+        ]
+        return ids, labels
+
+    def _process(self, texts: list[str], images: list[list]) -> dict:
+        kwargs = {"images": images} if any(images) else {}
+        return self.processor(
+            text=texts,
+            padding=True,
+            return_tensors="pt",
+            add_special_tokens=self._add_special_tokens(texts[0]),
+            **kwargs,
+        )
+
+    def __call__(self, features: list[dict]) -> dict:
+        rendered = [answer_spans(self.processor, f["messages"]) for f in features]
+        texts = [text for text, _ in rendered]
+        images = [list(f.get("images") or []) for f in features]
+        batch = self._process(texts, images)
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        keep = [i for i, n in enumerate(lengths) if n <= self.max_length]
+        self.seen += len(features)
+        if len(keep) < len(features):
+            self.dropped += len(features) - len(keep)
+            logger.warning(
+                "dropped %d sample(s) longer than max_length=%d (%d of %d so far); raise `max_length` to keep them",
+                len(features) - len(keep), self.max_length, self.dropped, self.seen,
+            )  # fmt: skip
+            if not keep:
+                raise ValueError(f"every sample of this batch is longer than `max_length`={self.max_length}")
+            rendered = [rendered[i] for i in keep]
+            batch = self._process([texts[i] for i in keep], [images[i] for i in keep])
+            lengths = [lengths[i] for i in keep]
+        labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+        for row, ((text, spans), length) in enumerate(zip(rendered, lengths)):
+            ids, row_labels = self._labels_before_expansion(text, spans)
+            # the processor expands image placeholders; the text after the last one is tokenized identically
+            tail = len(ids)  # tokens after the last image placeholder (all of them when it is not in the text)
+            if self.image_token_id is not None and self.image_token_id in ids:
+                tail = ids[::-1].index(self.image_token_id)
+            expanded = batch["input_ids"][row, :length].tolist()
+            if tail and expanded[length - tail :] != ids[len(ids) - tail :]:
+                raise RuntimeError("the processor tokenized the text after the image differently from the tokenizer")
+            labels[row, length - tail : length] = torch.tensor(row_labels[len(ids) - tail :])
+        batch["labels"] = labels
+        return batch
