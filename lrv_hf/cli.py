@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import cli as data_cli
     from .train import cli as train_cli
     from .gavie import cli as gavie_cli
+    from .generate import cli as generate_cli
     from .pope import cli as pope_cli
 
     parser = argparse.ArgumentParser(prog="lrv-hf", description=__doc__.splitlines()[0])
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_parser(subparsers)
     train_cli.add_parser(subparsers)
     gavie_cli.add_parser(subparsers)
+    generate_cli.add_parser(subparsers)
     pope_cli.add_parser(subparsers)
     return parser
 

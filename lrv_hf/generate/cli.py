@@ -1,0 +1,116 @@
+"""`lrv-hf generate`: LRV-style instructions from dense captions, with the released prompts, through one judge client.
+
+lrv-hf generate --regions vg_annotation.json --images images/ --judge-model gpt-4o --output-dir runs/generated \
+    --kinds positive,negative-nonexistent,negative-existent [--dry-run] [--batch]
+lrv-hf data build --instructions runs/generated/instructions.json --images images/ --output-dir lrv-generated/
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .prompt import DEFAULT_KINDS, KINDS
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "generate", help="generate LRV instructions (positive and negative) from dense captions with an LLM"
+    )
+    parser.add_argument(
+        "--regions", required=True, help="vg_annotation.json or Visual Genome region_descriptions.json"
+    )
+    parser.add_argument("--images", required=True, help="folder of <image_id>.jpg; images without a file are skipped")
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"comma-separated, any of {','.join(KINDS)}")
+    parser.add_argument("--judge-model", required=True, help="the generating model (GPT-4 in the paper)")
+    parser.add_argument("--output-dir", required=True, help="gets instructions.json, summary.json, dropped.jsonl")
+    parser.add_argument("--base-url", help="an OpenAI-compatible endpoint (default: OpenAI)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    parser.add_argument("--cache", help="SQLite reply cache (default: OUTPUT_DIR/judge_cache.sqlite)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-images", type=int, default=None, help="only the first N images that have a file")
+    parser.add_argument(
+        "--max-tokens", type=int, default=2048, help="reply limit; a reply cut there loses its last item"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="default: the server's, as the released script used"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the calls, tokens and cost a run would spend")
+    parser.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, up to 24 h)")
+    parser.add_argument("--poll-interval", type=float, default=30.0, help="seconds between Batch API polls")
+    parser.set_defaults(run=run)
+
+
+def _usd(value: float | None) -> str:
+    return "unknown (no price for this model)" if value is None else f"${value:,.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..judge import Judge
+    from .generation import (
+        CACHE_FILE,
+        GenerationConfig,
+        build_requests,
+        estimate,
+        generate,
+        select_images,
+        write_generation,
+    )
+
+    try:
+        config = GenerationConfig(
+            kinds=args.kinds, max_images=args.max_images, batch=args.batch, poll_interval=args.poll_interval
+        )
+    except ValueError as err:
+        raise InputError(f"invalid option: {err}") from None
+    cache = Path(args.cache) if args.cache else Path(args.output_dir) / CACHE_FILE
+    if args.dry_run and not cache.exists():
+        cache = None  # nothing is cached yet, and a dry run leaves no files behind
+    judge = Judge(
+        model=args.judge_model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        cache_path=cache,
+        concurrency=args.concurrency,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+    )
+    selection = select_images(args.regions, args.images, max_images=config.max_images)
+    skipped = f"{selection.missing_image:,} without an image file, {selection.without_regions:,} without regions"
+    if args.dry_run:
+        plan = estimate(judge, build_requests(selection.regions, config.kinds))
+        print(
+            f"{len(selection.regions):,} images ({skipped}) x {len(config.kinds)} kinds = {plan['requests']:,} requests"
+            f", {plan['cached']:,} cached -> {plan['calls']:,} calls to {judge.model}, ~{plan['prompt_tokens']:,} "
+            f"prompt + ~{plan['completion_tokens']:,} completion tokens"
+        )
+        print(
+            f"estimated cost {_usd(plan['cost_usd'])} (Batch API {_usd(plan['batch_cost_usd'])}; at most "
+            f"{_usd(plan['max_cost_usd'])} if every reply used --max-tokens {args.max_tokens})"
+        )
+        return 0
+    generation = generate(selection.regions, judge, config, progress=sys.stderr.isatty())
+    generation.summary["images"] = selection.to_dict()
+    output = write_generation(generation, args.output_dir)
+    s = generation.summary
+    print(
+        f"kept {s['rows_kept']:,} rows ({', '.join(f'{k} {n:,}' for k, n in s['rows_by_kind'].items())}) on "
+        f"{len(selection.regions):,} images ({skipped}) -> {output}"
+    )
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in s["dropped_by_reason"].items())
+    print(
+        f"dropped {s['rows_dropped']:,} rows{f' ({reasons})' if reasons else ''}; "
+        f"{s['replies_without_instructions']:,} replies held no instruction (see dropped.jsonl)"
+    )
+    print(
+        f"{s['calls']:,} calls ({s['cached']:,} more from the cache), {s['prompt_tokens']:,} prompt + "
+        f"{s['completion_tokens']:,} completion tokens, {_usd(s['cost_usd'])} this run "
+        f"({_usd(s['total_cost_usd'])} with cached replies)"
+    )
+    if s["failed"]:
+        print(
+            f"{s['failed']:,} calls failed (first: {s['errors'][0]}); rerun the same command to retry only those",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
