@@ -198,6 +198,12 @@ def test_parser_edge_cases():
     assert items[0] == Item("Is the 3.5 m tower red?", None, "The tower is blue.", None)
     assert items[1].task == "Visual Entailment (a yes/no question)" and len(items) == 2
     assert parse_reply(GARBAGE) == [] and parse_reply("") == []
+    # numbers inside values stay; an item number alone on its line is a separator
+    choices = "Instruction:\nWhich is red?\n1) the ball 2) the sign\nReason:\n- Neither is red.\n2.\nInstruction: Q2"
+    assert [(i.instruction, i.reason) for i in parse_reply(choices)] == [
+        ("Which is red? 1) the ball 2) the sign", "Neither is red."),
+        ("Q2", None),
+    ]
     # an answer label seen twice starts a new (instruction-less) item instead of overwriting the first
     twice = parse_reply("Instruction: Q?\nAnswer: one\nAnswer: two")
     assert [i.answer for i in twice] == ["one", "two"] and twice[1].instruction is None

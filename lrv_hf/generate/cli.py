@@ -6,6 +6,7 @@ lrv-hf data build --instructions runs/generated/instructions.json --images image
 """
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         write_generation,
     )
 
+    if not args.verbose:
+        # httpx logs every request at INFO: on a run of thousands of calls that buries the summary
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = GenerationConfig(
             kinds=args.kinds, max_images=args.max_images, batch=args.batch, poll_interval=args.poll_interval

@@ -151,7 +151,7 @@ def collect(results: list[JudgeResult], judge: Judge) -> Generation:
     rows, dropped = [], []
     seen: dict[str, set[str]] = {}
     # every kind asked appears in the summary, even one with no row kept
-    kept = Counter(dict.fromkeys(dict.fromkeys(r.request.metadata["kind"] for r in results), 0))
+    kept = Counter(dict.fromkeys((r.request.metadata["kind"] for r in results), 0))
     replies = Counter()
     errors = []
     for result in results:

@@ -23,7 +23,8 @@ DUPLICATE = "duplicate instruction"
 TRUNCATED = "truncated reply"
 
 # list markers, markdown headers and numbering in front of a line: "1.", "2)", "(3)", "- ", "### ", "> "
-_LEADER = re.compile(r"^\s*(?:[#>]+\s*)?(?:[-*•]\s+)?(?:\(?\d{1,3}[.):](?!\d)\s*)?")
+_BULLET = r"^\s*(?:[#>]+\s*)?(?:[-*•]\s+)?"
+_LEADER = re.compile(_BULLET + r"(?:\(?\d{1,3}[.):](?!\d)\s*)?")
 # a field label: "Instruction:", "Instruction 3:", "Instruction #3:", "Reason:"; the value may follow on the line
 _LABEL = re.compile(
     r"^(instruction|question|answer|reason|explanation|task)\s*(?:#?\s*\d{1,3})?\s*[:：]\s*(.*)$", re.IGNORECASE
@@ -139,13 +140,14 @@ def parse_reply(text: str) -> list[Item]:
             continue
         if current is None or field_name is None:
             continue  # a preamble ("Sure! Here are 20 instructions:")
-        if not line:
+        if not line:  # blank, or an item number alone ("2.")
             if values.get(field_name):
                 field_name = None  # a blank line ends a value that has started
             continue
         if field_name == "task" and values[field_name]:
             continue  # the task is one line; what follows is commentary
-        values[field_name].append(line)
+        # numbers inside a value are content ("1) a ball 2) a cup"); only list bullets go
+        values[field_name].append(re.sub(_BULLET, "", raw).strip())
     close_item()
     return items
 
