@@ -320,3 +320,28 @@ def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"lrv-hf data: error: {missing}: no such file"
+
+
+def test_a_symlink_out_of_the_images_folder_is_refused(release, capsys, tmp_path):
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes((release.images / "2400001.jpg").read_bytes())
+    (release.images / "2400005.jpg").symlink_to(secret)
+    assert release([good(), good("2400005")]) == 2
+    assert "escapes the images folder" in capsys.readouterr().err
+
+
+def test_builder_finds_each_config_in_a_release_folder(synthetic_release, tmp_path):
+    from lrv_hf.data.builder import LRVInstruction
+
+    counts = {}
+    for name in ("instructions", "more", "evaluation"):
+        builder = LRVInstruction(config_name=name, release_dir=str(synthetic_release), cache_dir=str(tmp_path))
+        builder.download_and_prepare()
+        ds = builder.as_dataset(split=builder.config.split)
+        counts[name] = sum(len(q) for q in ds["question"])
+        assert all(ds["regions"])  # vg_annotation.json in the folder is picked up
+    assert counts["instructions"] == len(
+        json.loads((synthetic_release / "filter_cap.json").read_text())["annotations"]
+    )
+    assert counts["more"] == len(json.loads((synthetic_release / "filter_cap_more.json").read_text()))
+    assert counts["evaluation"] == len(json.loads((synthetic_release / "evaluation_set.json").read_text()))

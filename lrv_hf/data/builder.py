@@ -67,9 +67,10 @@ class LRVInstructionConfig(datasets.BuilderConfig):
         if self.release_dir is None:
             raise InputError(f"config `{self.name}`: give `instruction_files` or a `release_dir` to search")
         root = Path(self.release_dir)
-        files = sorted(
-            {p for pattern in self.patterns for p in root.glob(pattern) if "more" not in p.name or "more" in pattern}
-        )
+        files = {p for pattern in self.patterns for p in root.glob(pattern)}
+        if self.name != "more":  # filter_cap*.json also matches the extra set, which is a config of its own
+            files -= {p for p in files if p.name.startswith("filter_cap_more")}
+        files = sorted(files)
         if not files:
             raise InputError(f"{root}: no file matches {', '.join(self.patterns)} for config `{self.name}`")
         return files
@@ -154,32 +155,28 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
             try:
                 for path in files:
                     spool.add_rows(read_instructions(path, bad_rows))
-                report.rows, report.images = spool.rows, spool.num_images
-                report.duplicates, report.duplicate_examples = spool.duplicates, spool.duplicate_examples
-                if spool.duplicates:
-                    logger.warning(
-                        "%d duplicate rows dropped (first: %s)", spool.duplicates, "; ".join(spool.duplicate_examples)
-                    )
                 if regions_file is not None:
                     spool.add_regions(read_regions(regions_file))
                 paths = self._check_images(spool, images_dir, bad_rows)
                 bar = tqdm(total=len(paths), unit="image", desc=f"building {self.config.name}", disable=None)
                 for image_id, rows, regions in spool.grouped():
-                    bar.update()
                     path = paths.get(image_id)
                     if path is None:  # missing image, skipped and counted in `_check_images`
-                        report.rows -= len(rows)
-                        report.images -= 1
                         continue
+                    bar.update()
                     data = _read_image(path, image_id, bad_rows)
                     if data is None:
-                        report.rows -= len(rows)
-                        report.images -= 1
                         continue
-                    if regions is None:
-                        report.images_without_regions += 1
+                    report.rows += len(rows)
+                    report.images += 1
+                    report.images_without_regions += regions is None
                     yield image_id, _example(image_id, data, rows, regions or [])
                 bar.close()
+                report.duplicates, report.duplicate_examples = spool.duplicates, spool.duplicate_examples
+                if spool.duplicates:
+                    logger.warning(
+                        "%d duplicate rows dropped (first: %s)", spool.duplicates, "; ".join(spool.duplicate_examples)
+                    )
             finally:
                 spool.close()
                 report.skipped = dict(bad_rows.counts)
