@@ -33,5 +33,8 @@ style: $(STAMP)
 	$(BIN)/ruff check --fix lrv_hf tests benchmarks metrics spaces_app dataset_scripts
 	$(BIN)/ruff format lrv_hf tests benchmarks metrics spaces_app dataset_scripts
 
+bench: $(STAMP)
+	@echo "benchmarks (figures and the exact commands in BENCHMARKS.md):"; ls benchmarks/*.py
+
 clean:
 	rm -rf $(VENV) runs build *.egg-info
