@@ -42,6 +42,11 @@ def answer_spans(processor: ProcessorMixin, messages: list[dict]) -> tuple[str, 
     return text, spans
 
 
+def first_question(messages: list[dict]) -> str:
+    user = next(m for m in messages if m["role"] == "user")
+    return " ".join(p["text"] for p in user["content"] if p["type"] == "text")
+
+
 class AnswerOnlyCollator:
     """Collate chat rows (`messages`, `images`) into a padded processor batch whose `labels` cover only answers.
 
@@ -107,6 +112,7 @@ class AnswerOnlyCollator:
             if not keep:
                 raise ValueError(f"every sample of this batch is longer than `max_length`={self.max_length}")
             rendered = [rendered[i] for i in keep]
+            features = [features[i] for i in keep]
             batch = self._process([texts[i] for i in keep], [images[i] for i in keep])
             lengths = [lengths[i] for i in keep]
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
@@ -121,4 +127,9 @@ class AnswerOnlyCollator:
                 raise RuntimeError("the processor tokenized the text after the image differently from the tokenizer")
             labels[row, length - tail : length] = torch.tensor(row_labels[len(ids) - tail :])
         batch["labels"] = labels
+        if "qformer_input_ids" in batch:
+            # InstructBLIP's Q-Former reads the instruction; given the whole rendered text it would see the answers
+            questions = [first_question(f["messages"]) for f in features]
+            qformer = self.processor.qformer_tokenizer(questions, padding=True, return_tensors="pt")
+            batch["qformer_input_ids"], batch["qformer_attention_mask"] = qformer.input_ids, qformer.attention_mask
         return batch
