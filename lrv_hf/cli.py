@@ -12,11 +12,14 @@ from .errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import infer
     from .data import cli as data_cli
+    from .demo import cli as demo_cli
     from .train import cli as train_cli
     from .gavie import cli as gavie_cli
     from .generate import cli as generate_cli
     from .pope import cli as pope_cli
+    from . import quickstart
 
     parser = argparse.ArgumentParser(prog="lrv-hf", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -26,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     gavie_cli.add_parser(subparsers)
     generate_cli.add_parser(subparsers)
     pope_cli.add_parser(subparsers)
+    infer.add_parser(subparsers)
+    demo_cli.add_parser(subparsers)
+    quickstart.add_parser(subparsers)
     return parser
 
 
