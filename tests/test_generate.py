@@ -204,6 +204,10 @@ def test_parser_edge_cases():
         ("Which is red? 1) the ball 2) the sign", "Neither is red."),
         ("Q2", None),
     ]
+    # grouped by task, the task before the instruction
+    grouped = "Task: Visual Entailment\nInstruction: Q1\nAnswer: A1\n\nTask: Activity Recognition\nInstruction: Q2\nAnswer: A2"
+    assert parse_reply(grouped) == [Item("Q1", "A1", None, "Visual Entailment"),
+                                    Item("Q2", "A2", None, "Activity Recognition")]  # fmt: skip
     # an answer label seen twice starts a new (instruction-less) item instead of overwriting the first
     twice = parse_reply("Instruction: Q?\nAnswer: one\nAnswer: two")
     assert [i.answer for i in twice] == ["one", "two"] and twice[1].instruction is None

@@ -131,8 +131,10 @@ def parse_reply(text: str) -> list[Item]:
         label = _LABEL.match(line)
         if label:
             name = _FIELDS[label.group(1).lower()]
-            if name == "instruction" or current is None or name in values:
-                # a new instruction, or a field seen twice: the previous item is complete
+            # a new instruction or a field seen twice closes the item; an instruction after a lone task joins it
+            # (some replies group by task: "Task: X" then "Instruction:", "Answer:")
+            task_first = name == "instruction" and set(values) == {"task"}
+            if current is None or name in values or (name == "instruction" and not task_first):
                 close_item()
                 current, values = Item(), {}
             field_name = name
