@@ -276,7 +276,7 @@ def test_config_and_selection_errors(tmp_path):
 def generate_args(root: Path, out: Path, server, *extra) -> list[str]:
     return ["generate", "--regions", str(root / "vg_annotation.json"), "--images", str(root / "images"),
             "--judge-model", "gpt-4o", "--output-dir", str(out), "--base-url", server.url,
-            "--api-key-env", "GENERATE_TEST_KEY", "--concurrency", "4", "--max-tokens", str(MAX_TOKENS), *extra]  # fmt: skip
+            "--api-key-env", "GENERATE_TEST_KEY", "--concurrency", "4", "--max-tokens", str(MAX_TOKENS), "--no-progress", *extra]  # fmt: skip
 
 
 def expected_rows(ids: list[str], kinds: tuple[str, ...]) -> list[dict]:
@@ -428,6 +428,21 @@ def test_dry_run_spends_nothing(chat_server, release, tmp_path, capsys):
     assert main(generate_args(root, out, chat_server, "--dry-run", "--max-images", "3")) == 0
     assert "9 requests, 6 cached -> 3 calls" in capsys.readouterr().out
     assert chat_server.request_count == 6
+
+
+def test_dry_run_prices_an_unlisted_model_from_a_price_file(chat_server, release, tmp_path, capsys):
+    root, _, _ = release
+    args = generate_args(root, tmp_path / "out", chat_server, "--dry-run", "--judge-model", "local-llm")
+    assert main(args) == 0
+    assert "estimated cost unknown (no price for this model; pass --prices)" in capsys.readouterr().out
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"local-llm": {"input": 1.0, "output": 2.0}}))
+    assert main(args + ["--prices", str(prices)]) == 0
+    assert "estimated cost $" in capsys.readouterr().out
+    prices.write_text(json.dumps({"local-llm": {"input": 1.0}}))
+    assert main(args + ["--prices", str(prices)]) == 2
+    assert "entry 'local-llm' must be" in capsys.readouterr().err
+    assert chat_server.request_count == 0
 
 
 def test_batch_mode_gives_the_same_rows(chat_server, release, tmp_path):

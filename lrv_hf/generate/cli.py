@@ -6,6 +6,7 @@ lrv-hf data build --instructions runs/generated/instructions.json --images image
 """
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -35,14 +36,34 @@ def add_parser(subparsers):
     parser.add_argument(
         "--temperature", type=float, default=None, help="default: the server's, as the released script used"
     )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
+    parser.add_argument("--max-retries", type=int, default=6, help="retries per call (429, 5xx, timeouts)")
+    parser.add_argument("--azure-api-version", default=None, help="talk to Azure OpenAI with this api-version")
+    parser.add_argument("--prices", default=None, help='JSON file {model: {"input": usd_per_1M, "output": ...}}')
     parser.add_argument("--dry-run", action="store_true", help="print the calls, tokens and cost a run would spend")
     parser.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, up to 24 h)")
     parser.add_argument("--poll-interval", type=float, default=30.0, help="seconds between Batch API polls")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
+def _read_prices(path: str | None) -> dict | None:
+    from ..errors import InputError
+
+    if path is None:
+        return None
+    try:
+        prices = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"--prices {path}: cannot read the price table ({err})") from None
+    for model, price in prices.items() if isinstance(prices, dict) else [(None, None)]:
+        if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
+            raise InputError(f'--prices {path}: entry {model!r} must be {{"input": usd_per_1M, "output": usd_per_1M}}')
+    return prices
+
+
 def _usd(value: float | None) -> str:
-    return "unknown (no price for this model)" if value is None else f"${value:,.2f}"
+    return "unknown (no price for this model; pass --prices)" if value is None else f"${value:,.2f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         temperature=args.temperature,
         max_tokens=args.max_tokens,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        prices=_read_prices(args.prices),
+        azure_api_version=args.azure_api_version,
     )
     selection = select_images(args.regions, args.images, max_images=config.max_images)
     skipped = f"{selection.missing_image:,} without an image file, {selection.without_regions:,} without regions"
@@ -93,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             f"{_usd(plan['max_cost_usd'])} if every reply used --max-tokens {args.max_tokens})"
         )
         return 0
-    generation = generate(selection.regions, judge, config, progress=sys.stderr.isatty())
+    generation = generate(selection.regions, judge, config, progress=not args.no_progress)
     generation.summary["images"] = selection.to_dict()
     output = write_generation(generation, args.output_dir)
     s = generation.summary
