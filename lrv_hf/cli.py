@@ -13,7 +13,6 @@ from .errors import InputError
 
 def build_parser() -> argparse.ArgumentParser:
     from . import infer
-    from . import infer
     from .data import cli as data_cli
     from .demo import cli as demo_cli
     from .train import cli as train_cli
@@ -30,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     gavie_cli.add_parser(subparsers)
     generate_cli.add_parser(subparsers)
     pope_cli.add_parser(subparsers)
-    infer.add_parser(subparsers)
     infer.add_parser(subparsers)
     demo_cli.add_parser(subparsers)
     quickstart.add_parser(subparsers)

@@ -1,0 +1,103 @@
+"""The Gradio page: an image and an instruction in, the base's and the LRV adapter's answers out, side by side.
+
+Settings come from environment variables (a Space's "Variables"): `LRV_BASE_MODEL` (`REPO_ID@REVISION`),
+`LRV_ADAPTERS` (comma-separated allowlist of `REPO_ID@REVISION`, the first is the default), `LRV_MAX_NEW_TOKENS`.
+"""
+
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import InputError
+from ..infer import GenerationSettings
+from .compare import MAX_PROMPT_CHARS, Comparison
+
+
+logger = logging.getLogger(__name__)
+
+LAUNCH_KWARGS = {"max_file_size": "10mb"}  # uploads beyond this never reach the model
+EXAMPLE_SEED = 7
+
+DESCRIPTION = """\
+# LRV-Instruction: base vs. LRV adapter
+
+LRV-Instruction ([Liu et al., ICLR 2024](https://arxiv.org/abs/2306.14565)) tunes a multimodal model with *negative*
+instructions too: questions about objects or attributes that are **not** in the picture. Ask about something absent
+and compare: the base tends to describe it anyway, the LRV adapter should say it is not there.
+Both answers come from one loaded base model, with the LoRA adapter switched off and on.
+"""
+
+
+def make_examples(folder: str | Path | None = None, seed: int = EXAMPLE_SEED) -> list[list[str]]:
+    """Example rows `[image path, instruction]` on images this project draws itself, mostly negative instructions."""
+    from ..data import synth
+
+    folder = Path(folder or Path(tempfile.gettempdir(), "lrv-hf-demo-examples"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    examples = []
+    for k in range(3):
+        scene = synth.make_scene(rng)
+        while len(scene["objects"]) < 2:
+            scene = synth.make_scene(rng)
+        path = folder / f"example-{seed}-{k}.png"
+        synth.render(scene).save(path)
+        negative = synth.negative_instructions(scene, rng)
+        # a nonexistent object, a wrong attribute, then one honest question for contrast
+        question = [negative[0]["question"], negative[2]["question"], "Describe the image briefly."][k]
+        examples.append([str(path), question])
+    return examples
+
+
+def comparison_from_env() -> Comparison:
+    """The `Comparison` a Space's variables describe (see the module docstring)."""
+    base = os.environ.get("LRV_BASE_MODEL", "").strip()
+    if not base:
+        raise InputError("set LRV_BASE_MODEL to the base model as REPO_ID@REVISION")
+    settings = GenerationSettings(max_new_tokens=int(os.environ.get("LRV_MAX_NEW_TOKENS", "128")), batch_size=2)
+    return Comparison(base, os.environ.get("LRV_ADAPTERS", ""), settings=settings)
+
+
+def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -> gr.Blocks:
+    """The page over a loaded `Comparison`; `examples` default to `make_examples()`."""
+    examples = make_examples() if examples is None else examples
+
+    def compare(image, instruction, adapter):
+        try:
+            for base_answer, adapter_answer in comparison.stream(image, instruction, adapter):
+                yield base_answer, adapter_answer, ""
+        except InputError as err:
+            yield "", "", f"**Cannot answer:** {err}"
+        except Exception:
+            logger.exception("generation failed")  # the trace goes to the Space's logs, not to the visitor
+            yield "", "", "**Something went wrong while generating.** The error was logged; try again."
+
+    with gr.Blocks(title="LRV-Instruction: base vs. LRV adapter") as app:
+        gr.Markdown(DESCRIPTION)
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(type="pil", label="Image", image_mode="RGB", height=320)
+                instruction = gr.Textbox(
+                    label="Instruction", max_length=MAX_PROMPT_CHARS, lines=2, elem_id="instruction"
+                )
+                adapter = gr.Dropdown(
+                    choices=comparison.allowlist,
+                    value=comparison.allowlist[0] if comparison.allowlist else None,
+                    allow_custom_value=True,
+                    label="LRV adapter (REPO_ID@REVISION from the allowlist)",
+                    elem_id="adapter",
+                )
+                button = gr.Button("Compare", variant="primary", elem_id="compare")
+            with gr.Column():
+                error = gr.Markdown(elem_id="error-panel")
+                base_answer = gr.Textbox(label=f"Base ({comparison.base_name})", lines=5, elem_id="base-answer")
+                adapter_answer = gr.Textbox(label="With the LRV adapter", lines=5, elem_id="adapter-answer")
+        gr.Examples(examples, inputs=[image, instruction], label="Examples (most ask about things not in the picture)")
+        outputs = [base_answer, adapter_answer, error]
+        button.click(compare, [image, instruction, adapter], outputs, api_name="compare")
+        instruction.submit(compare, [image, instruction, adapter], outputs, api_name=False)
+    return app

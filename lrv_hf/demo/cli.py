@@ -1,0 +1,34 @@
+"""`lrv-hf demo`: the Space's page on this machine, over a local or Hub base and LRV adapters.
+
+lrv-hf demo --base runs/quickstart/base --adapter runs/quickstart/adapter
+GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 lrv-hf demo --base ORG/BASE@REV --adapter ORG/LRV@REV
+"""
+
+import argparse
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("demo", help="serve the base-vs-LRV-adapter page (the Space) locally")
+    parser.add_argument("--base", required=True, help="base model: PATH, REPO_ID or REPO_ID@REVISION")
+    parser.add_argument(
+        "--adapter",
+        required=True,
+        action="append",
+        help="an adapter the page may use (repeat for several; the first is the default): PATH or REPO_ID[@REV]",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--examples-dir", help="where the example images are drawn (default: a temp folder)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..infer import GenerationSettings
+    from .app import LAUNCH_KWARGS, build_app, make_examples
+    from .compare import Comparison
+
+    comparison = Comparison(args.base, args.adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
+    for adapter in comparison.allowlist:  # fail now, on the command line, rather than on the first visitor
+        comparison.adapter(adapter)
+    # server name and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which Gradio reads itself
+    build_app(comparison, make_examples(args.examples_dir)).launch(**LAUNCH_KWARGS)
+    return 0
