@@ -103,8 +103,6 @@ class ChatServer:
             chat = server
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 128
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
         self._thread.start()
         return self
@@ -216,6 +214,9 @@ class ChatServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 128  # listen() backlog: the default 5 drops SYNs when 32 clients connect at once
+    daemon_threads = True
+
     def handle_error(self, request, client_address):  # clients that hang up mid-reply are part of the tests
         pass
 
@@ -362,9 +363,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as err:  # a reply function that raises is a 500, as a buggy server would send
             record.outcome = "500"
             return self._error(500, f"reply function failed: {err}")
+        record.outcome = "ok"  # set before sending: the client may look at the log as soon as it has the reply
         try:
             self._send(200, response)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): it was never delivered
             record.outcome = "abandoned"
-            return
-        record.outcome = "ok"
