@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 
 import pytest
 from chat_server import Fault
@@ -129,9 +130,12 @@ def test_missing_key_is_a_clear_error_for_openai(monkeypatch, tmp_path):
         judge.run(requests_for(1), progress=False)
 
 
-def test_key_never_reaches_cache_or_repr(chat_server, judge_for, tmp_path):
+def test_key_never_reaches_cache_logs_or_repr(chat_server, judge_for, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    chat_server.inject(500).inject("drop").inject(429, retry_after=0)
     judge = judge_for()
     judge.run(requests_for(5), progress=False)
+    assert "retry" in caplog.text and KEY not in caplog.text
     assert all(r.headers.get("Authorization") == f"Bearer {KEY}" for r in chat_server.chat_requests)
     for path in tmp_path.glob("judge.sqlite*"):
         assert KEY.encode() not in path.read_bytes()
