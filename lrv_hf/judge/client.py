@@ -285,7 +285,6 @@ class Judge:
             connector = aiohttp.TCPConnector(limit=self.concurrency)
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-
                 refused = asyncio.Event()  # after a 401/404 no waiting call may start: no retry storm
 
                 async def one(key: str, request: JudgeRequest):
