@@ -20,8 +20,9 @@ from lrv_hf.data.views import to_messages
 from lrv_hf.errors import InputError
 from lrv_hf.train.card import model_card
 from lrv_hf.train.collator import IGNORE_INDEX, AnswerOnlyCollator
-from lrv_hf.train.config import LRVTrainingArguments, ModelArguments, list_recipes, parse_train_args
+from lrv_hf.train.config import LRVTrainingArguments, ModelArguments, parse_train_args
 from lrv_hf.train.model import apply_adapter, preflight
+from lrv_hf.train.recipes import list_recipes
 from lrv_hf.train.tiny import NUM_IMAGE_TOKENS, build_tiny_llava
 from lrv_hf.train.trainer import LRVTrainer, main
 
@@ -82,12 +83,24 @@ def tiny_family(family: str):
     """A tiny model of each family the recipes name, built from configs."""
     from transformers import AutoModelForImageTextToText, InstructBlipConfig, LlamaConfig, Qwen2VLConfig
 
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=128)
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "vocab_size": 128,
+    }
     if family in ("tiny", "llava-1.5-7b"):
         return build_tiny_llava()[0]
     if family == "instructblip-vicuna-7b":
-        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32)
-        qformer = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        vision = {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+        }
+        qformer = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
         config = InstructBlipConfig(
             vision_config={**vision, "patch_size": 8},
             qformer_config={**qformer, "vocab_size": 128, "encoder_hidden_size": 32},
@@ -100,7 +113,7 @@ def tiny_family(family: str):
                 model_type="qwen2", **text, num_key_value_heads=2, bos_token_id=None, eos_token_id=None,
                 rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]},
             ),
-            vision_config=dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, spatial_merge_size=2),
+            vision_config={"depth": 2, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "mlp_ratio": 2, "spatial_merge_size": 2},
         )  # fmt: skip
     else:
         raise AssertionError(f"no tiny model for recipe family {family}: add one here")
@@ -109,7 +122,9 @@ def tiny_family(family: str):
 
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_every_recipe_parses_and_instantiates_at_tiny_size(recipe, tmp_path):
-    model_args, adapter_args, data_args, training_args = parse_train_args(["--recipe", recipe, "--output_dir", str(tmp_path)])
+    model_args, adapter_args, data_args, training_args = parse_train_args(
+        ["--recipe", recipe, "--output_dir", str(tmp_path)]
+    )
     assert training_args.recipe == recipe
     assert not training_args.bf16, "V100 recipes must not ask for bf16"
     model = apply_adapter(tiny_family(recipe.split("/")[0]), adapter_args)
@@ -182,7 +197,9 @@ def test_label_mask_covers_exactly_the_answer_tokens(tiny):
         assert labels[learnt].tolist() == expected
         # each answer is one contiguous run, and no image or pad token is learnt
         assert int((learnt[1:] & ~learnt[:-1]).sum()) == len(answers)
-        assert not learnt[ids == processor.image_token_id].any() and not learnt[batch["attention_mask"][row] == 0].any()
+        assert (
+            not learnt[ids == processor.image_token_id].any() and not learnt[batch["attention_mask"][row] == 0].any()
+        )
         assert int((ids == processor.image_token_id).sum()) == NUM_IMAGE_TOKENS
     assert batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()  # right padding
     assert batch["attention_mask"][1, -1] == 0
@@ -204,8 +221,10 @@ def test_too_long_samples_are_dropped_and_counted_never_cut(tiny):
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory, lrv_dataset):
+    """Overfits four conversations: the LoRA run that the save, reload, merge and card tests look at."""
     out = tmp_path_factory.mktemp("lora")
-    return main(tiny_args(out, lrv_dataset, "--gavie_summary", str(write_gavie(out))))
+    gavie = str(write_gavie(out))
+    return main(tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", "--gavie_summary", gavie))
 
 
 def write_gavie(folder: Path) -> Path:
@@ -258,17 +277,15 @@ def test_save_reload_gives_identical_logits_and_merge_the_same_outputs(lora_run,
         base = AutoModelForImageTextToText.from_pretrained(out / "base")
         reloaded = PeftModel.from_pretrained(base, out).eval()
         assert torch.equal(reloaded(**batch).logits, expected)
-        before = base(**batch).logits if False else None  # noqa: F841 (base is now wrapped)
         merged = reloaded.merge_and_unload()
         torch.testing.assert_close(merged(**batch).logits, expected, atol=1e-4, rtol=1e-4)
         plain = AutoModelForImageTextToText.from_pretrained(out / "base")
         assert not torch.allclose(plain(**batch).logits, expected, atol=1e-3), "the adapter changed nothing"
 
 
-def test_loss_decreases_when_overfitting(tmp_path, lrv_dataset):
-    trainer = main(tiny_args(tmp_path, lrv_dataset, "--max_samples", "4", "--max_steps", "12"))
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    assert len(losses) == 12
+def test_loss_decreases_when_overfitting(lora_run):
+    losses = [entry["loss"] for entry in lora_run.state.log_history if "loss" in entry]
+    assert len(losses) == 10
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3, losses
 
 

@@ -43,13 +43,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import list_recipes
+    from .recipes import list_recipes, recipe_path
 
     if args.list_recipes:
         print("\n".join(list_recipes()))
         return 0
     if not args.recipe:
         raise InputError("--recipe: give a recipe name (see --list-recipes) or a YAML file")
+    recipe_path(args.recipe)  # a mistyped name fails here, before torch loads
     from .trainer import main as train_main
 
     argv = ["--recipe", args.recipe] + (["--output_dir", args.output_dir] if args.output_dir else []) + args.overrides

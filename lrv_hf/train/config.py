@@ -6,13 +6,13 @@ the YAML as on the command line, so recipes cannot drift from the field names.
 
 import argparse
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
+from .recipes import recipe_path
 
 
 ADAPTERS = ("lora", "projector")
@@ -143,28 +143,6 @@ class LRVTrainingArguments(TrainingArguments):
 
 
 SECTIONS = (ModelArguments, AdapterArguments, DataArguments, LRVTrainingArguments)
-RECIPES = resources.files("lrv_hf") / "recipes"
-
-
-def list_recipes() -> list[str]:
-    """Names of the packaged recipes (`<model>/<variant>`), sorted."""
-    names = []
-    for family in RECIPES.iterdir():
-        if family.is_dir() and family.name not in ("accelerate", "__pycache__"):
-            names += [f"{family.name}/{f.name[:-5]}" for f in family.iterdir() if f.name.endswith(".yaml")]
-    return sorted(names)
-
-
-def recipe_path(name_or_path: str) -> Path:
-    """A packaged recipe name (`llava-1.5-7b/lora-v100`) or a YAML file path -> the YAML file."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise InputError(f"{path}: recipe file not found")
-        return path
-    if name_or_path not in list_recipes():
-        raise InputError(f"{name_or_path}: no such recipe; `lrv-hf train --list-recipes` shows them")
-    return Path(str(RECIPES / f"{name_or_path}.yaml"))
 
 
 def load_recipe(name_or_path: str) -> dict:
