@@ -345,3 +345,19 @@ def test_builder_finds_each_config_in_a_release_folder(synthetic_release, tmp_pa
     )
     assert counts["more"] == len(json.loads((synthetic_release / "filter_cap_more.json").read_text()))
     assert counts["evaluation"] == len(json.loads((synthetic_release / "evaluation_set.json").read_text()))
+
+
+def test_large_builds_are_sharded_and_load_as_one_split(synthetic_release, tmp_path):
+    report = build_dataset(
+        [synthetic_release / "filter_cap.json"],
+        synthetic_release / "images",
+        tmp_path,
+        max_shard_size="20KB",
+        writer_batch_size=4,
+    )
+    assert len(report["shards"]) > 1
+    assert sorted(p.name for p in (tmp_path / "instructions").iterdir()) == [
+        f"train-{i:05d}-of-{len(report['shards']):05d}.parquet" for i in range(len(report["shards"]))
+    ]
+    ds = datasets.load_dataset(str(tmp_path), "instructions", split="train")
+    assert len(ds) == report["images"] and sum(len(q) for q in ds["question"]) == report["rows"]

@@ -34,6 +34,7 @@ def build_dataset(
     split: str = "train",
     on_bad_rows: str = "error",
     max_shard_size: str | int = "500MB",
+    writer_batch_size: int | None = None,
 ) -> dict:
     """Build one config/split of LRV-Instruction into `output_dir/<config_name>/<split>-*.parquet` and the card.
 
@@ -55,6 +56,7 @@ def build_dataset(
         regions_file=str(regions_file) if regions_file else None,
         split=split,
         on_bad_rows=on_bad_rows,
+        writer_batch_size=writer_batch_size,  # images per row group; shards are cut between row groups
         **overrides,
     )
     # our own bar (images, shown on a terminal only) replaces datasets' one, which would print even on errors
