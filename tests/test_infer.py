@@ -109,6 +109,17 @@ def test_cli_on_a_built_dataset(tiny, built_dataset, tmp_path, capsys):
     assert all(r["task"] and r["polarity"] in ("positive", "negative") for r in rows)
 
 
+def test_jsonl_rows_as_data(tiny, synthetic_release, tmp_path):
+    """POPE probe files (JSONL rows with `image_id` and `question`, extra keys ignored) are answered as they are."""
+    ids = sorted(p.stem for p in (synthetic_release / "images").glob("*.jpg"))[:2]
+    probes = tmp_path / "probes.jsonl"
+    rows = [{"image_id": i, "question": "Is there a kite in the image?", "label": "no"} for i in ids]
+    probes.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "answers.jsonl"
+    run_inference(tiny["base"], str(probes), str(out), images=str(synthetic_release / "images"), settings=SETTINGS)
+    assert [(r["image_id"], r["question"]) for r in read_rows(out)] == [(r["image_id"], r["question"]) for r in rows]
+
+
 @pytest.mark.parametrize(
     ("adapter", "extra", "message"),
     [

@@ -58,7 +58,10 @@ def comparison_from_env() -> Comparison:
     base = os.environ.get("LRV_BASE_MODEL", "").strip()
     if not base:
         raise InputError("set LRV_BASE_MODEL to the base model as REPO_ID@REVISION")
-    settings = GenerationSettings(max_new_tokens=int(os.environ.get("LRV_MAX_NEW_TOKENS", "128")), batch_size=2)
+    max_new_tokens = os.environ.get("LRV_MAX_NEW_TOKENS", "128")
+    if not max_new_tokens.isdigit():
+        raise InputError(f"LRV_MAX_NEW_TOKENS must be a whole number, got {max_new_tokens!r}")
+    settings = GenerationSettings(max_new_tokens=int(max_new_tokens), batch_size=2)
     return Comparison(base, os.environ.get("LRV_ADAPTERS", ""), settings=settings)
 
 

@@ -57,9 +57,14 @@ class PairStreamer:
             return
         for row, token in enumerate(value.reshape(len(self.tokens), -1)[:, -1].tolist()):
             self.tokens[row].append(token)
-        self.queue.put(tuple(self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in self.tokens))
+        # a character split over byte-level tokens decodes as U+FFFD until its last byte arrives: hold it back
+        self.queue.put(tuple(text.rstrip("\ufffd") for text in self.texts()))
+
+    def texts(self) -> tuple[str, str]:
+        return tuple(self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in self.tokens)
 
     def end(self):
+        self.queue.put(self.texts())
         self.queue.put(None)
 
 
@@ -184,16 +189,13 @@ def _generate_pair(comparison: Comparison, image: Image.Image, instruction: str,
                 )
         except Exception as err:  # re-raised in the caller's thread, where Gradio reports it
             failure.append(err)
-            streamer.end()
+            streamer.queue.put(None)
         finally:
             comparison.lock.release()
 
     comparison.lock.acquire()
     threading.Thread(target=work, daemon=True).start()
-    texts = ("", "")
-    while (update := streamer.queue.get()) is not None:
-        texts = update
+    while (texts := streamer.queue.get()) is not None:
         yield texts
     if failure:
         raise failure[0]
-    yield texts
