@@ -194,8 +194,9 @@ def test_lrv_hf_demo_serves_the_same_page(hub, example_image, tmp_path):
 
 
 @pytest.mark.browser
-def test_in_a_real_browser(space, example_image):
-    """Headless Chromium fills the form, clicks Compare, waits for both answers; the screenshot is kept."""
+def test_in_a_real_browser(space, hub, example_image):
+    """Headless Chromium fills the form, clicks Compare, waits for both answers, then picks a pickle adapter and
+    waits for the error panel; both screenshots are kept under test-artifacts/."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -221,7 +222,17 @@ def test_in_a_real_browser(space, example_image):
             lrv = page.locator("#adapter-answer textarea").input_value()
             error = page.locator("#error-panel").inner_text()
             page.screenshot(path=str(ARTIFACTS / "space.png"), full_page=True)
+
+            choice = page.locator("#adapter input")
+            choice.fill(hub["ids"]["pickle"])
+            choice.press("Enter")
+            page.locator("#compare").click()
+            panel = page.locator("#error-panel")
+            panel.get_by_text("Cannot answer").wait_for(timeout=60_000)
+            refusal = panel.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "space-error.png"), full_page=True)
         finally:
             browser.close()
     assert base and lrv and base != lrv
     assert "Cannot answer" not in error
+    assert "it holds pickle weights (adapter_model.bin)" in refusal

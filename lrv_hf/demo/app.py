@@ -19,7 +19,9 @@ from .compare import MAX_PROMPT_CHARS, Comparison
 
 logger = logging.getLogger(__name__)
 
-LAUNCH_KWARGS = {"max_file_size": "10mb"}  # uploads beyond this never reach the model
+# the error panel shows only when it holds a message (Markdown renders a <p> then)
+CSS = "#error-panel:has(p) {border: 1px solid #dc2626; background: #fef2f2; border-radius: 8px; padding: 2px 12px}"
+LAUNCH_KWARGS = {"max_file_size": "10mb", "css": CSS}  # uploads beyond 10 MB never reach the model
 EXAMPLE_SEED = 7
 
 DESCRIPTION = """\
