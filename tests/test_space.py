@@ -179,6 +179,23 @@ def test_switching_adapters_never_reloads_the_base(hub, example_image, monkeypat
     assert sorted(comparison.adapters.values()) == ["adapter_0", "adapter_1"]
 
 
+def test_generation_runs_under_spaces_gpu_when_present():
+    """On ZeroGPU the `spaces` package is installed: generation must go through `spaces.GPU`; elsewhere, untouched."""
+    probe = (
+        "import sys, types\n"
+        "fake = types.ModuleType('spaces')\n"
+        "fake.GPU = lambda duration=60: (lambda fn: setattr(fn, 'zerogpu', duration) or fn)\n"
+        "sys.modules['spaces'] = fake\n"
+        "from lrv_hf.demo import compare\n"
+        "print(getattr(compare._generate_pair, 'zerogpu', None))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "120"
+    from lrv_hf.demo import compare
+
+    assert not hasattr(compare._generate_pair, "zerogpu")
+
+
 @pytest.mark.slow
 def test_lrv_hf_demo_serves_the_same_page(hub, example_image, tmp_path):
     """`lrv-hf demo` on local folders, on the port GRADIO_SERVER_PORT names."""
