@@ -333,7 +333,7 @@ def test_cli_wrong_key_fails_fast_without_leaking_it(chat_server, gavie_files, t
 
 
 def test_sigkill_midway_then_resume_equals_uninterrupted(chat_server, gavie_files, tmp_path):
-    chat_server.reply, chat_server.latency = gavie_reply, 0.05
+    chat_server.reply, chat_server.latency = gavie_reply, 0.1
     predictions, regions = gavie_files
     common = ["--predictions", predictions, "--regions", regions, "--judge-model", "gpt-4o", "--base-url",
               chat_server.url, "--concurrency", "2", "--no-progress"]  # fmt: skip

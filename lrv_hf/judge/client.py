@@ -14,14 +14,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import aiohttp
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .cache import CachedReply, JudgeCache, cache_key
 from .prices import BATCH_DISCOUNT, DEFAULT_PRICES, cost_usd, estimate_tokens, price_for
 
+
+if TYPE_CHECKING:  # the HTTP clients are imported when a call is made: a cached rerun never loads them
+    import aiohttp
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +268,7 @@ class Judge:
             return pool.submit(asyncio.run, self.arun(requests, progress=progress)).result()
 
     async def arun(self, requests: list[JudgeRequest], progress: bool = True) -> list[JudgeResult]:
+        import aiohttp
         from tqdm.auto import tqdm
 
         keys = [self.key(r) for r in requests]
@@ -323,7 +326,7 @@ class Judge:
             )
         return results
 
-    def _wait(self, attempt: int, response: _Reply | httpx.Response | None = None) -> float:
+    def _wait(self, attempt: int, response: "_Reply | httpx.Response | None" = None) -> float:
         """Seconds before the next try: the server's `Retry-After` when it sends one, else jittered backoff."""
         if response is not None:
             for header, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
@@ -340,7 +343,7 @@ class Judge:
         # "equal jitter": never zero, and concurrent callers spread out instead of retrying in lockstep
         return cap / 2 + random.uniform(0, cap / 2)
 
-    def _fatal(self, status: int, response: _Reply | httpx.Response, api_key: str | None) -> JudgeError:
+    def _fatal(self, status: int, response: "_Reply | httpx.Response", api_key: str | None) -> JudgeError:
         try:
             detail = response.json().get("error", {}).get("message", "")
         except (ValueError, AttributeError):
@@ -364,7 +367,9 @@ class Judge:
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return CachedReply(text, prompt_tokens, completion_tokens, via_batch=False)
 
-    async def _call(self, client: aiohttp.ClientSession, api_key: str | None, key: str, request: JudgeRequest):
+    async def _call(self, client: "aiohttp.ClientSession", api_key: str | None, key: str, request: JudgeRequest):
+        import aiohttp
+
         body = self.body(request)
         url = self._url("/chat/completions")
         headers = self._headers(api_key)
@@ -403,8 +408,10 @@ class Judge:
         return None, f"{problem} (gave up after {self.max_retries + 1} tries)"
 
     # -- OpenAI Batch API ------------------------------------------------------------------------------------------
-    def _sync_request(self, client: httpx.Client, method: str, path: str, api_key: str | None, **kwargs):
+    def _sync_request(self, client: "httpx.Client", method: str, path: str, api_key: str | None, **kwargs):
         """One Batch API call with the same retry policy as chat calls."""
+        import httpx
+
         url = self._url(path)
         for attempt in range(self.max_retries + 1):
             response = None
@@ -442,6 +449,8 @@ class Judge:
         at once, so a run interrupted while waiting re-attaches to its batch instead of paying for a second one.
         Replies land in the same cache as `run`; anything the batch failed on comes back with `error` set.
         """
+        import httpx
+
         keys = [self.key(r) for r in requests]
         unique: dict[str, JudgeRequest] = {}
         for key, request in zip(keys, requests):
