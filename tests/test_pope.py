@@ -3,6 +3,7 @@ files, the `evaluate` module and the `lrv-hf pope` command line."""
 
 import doctest
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,28 @@ def test_adversarial_sums_co_occurrence_over_the_image_objects():
     rows = build_probes(objects, ProbeConfig(strategies=("adversarial",), num_per_image=2))
     # cup: 2 (with fork) + 3 (with knife) = 5 beats spoon: 3 (with fork) + 0 = 3, though spoon is fork's top partner
     assert _negatives(rows, "target") == ["cup", "spoon"]
+
+
+def test_popular_and_adversarial_match_a_brute_force_count():
+    rng = random.Random(0)
+    vocabulary = [f"thing{i}" for i in range(12)]
+    objects = {str(i): rng.sample(vocabulary, rng.randint(1, 6)) for i in range(40)}
+    frequency = {n: sum(n in names for names in objects.values()) for n in vocabulary}
+
+    def co_occurrence(a, b):
+        return sum(a in names and b in names for names in objects.values())
+
+    config = {"num_per_image": 3, "seed": 0}
+    popular = build_probes(objects, ProbeConfig(strategies=("popular",), **config))
+    adversarial = build_probes(objects, ProbeConfig(strategies=("adversarial",), **config))
+    for image_id, present in objects.items():
+        absent = [n for n in vocabulary if n not in present and frequency[n]]
+        count = min(3, len(present), len(absent))
+        by_popularity = sorted(absent, key=lambda n: (-frequency[n], n))[:count]
+        score = {n: sum(co_occurrence(p, n) for p in present) for n in absent}
+        by_co_occurrence = sorted(absent, key=lambda n: (-score[n], -frequency[n], n))[:count]
+        assert _negatives(popular, image_id) == by_popularity
+        assert _negatives(adversarial, image_id) == by_co_occurrence
 
 
 def test_probe_sets_are_balanced_and_deterministic_per_seed(synthetic_release):

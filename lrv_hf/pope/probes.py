@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..data.jsonstream import iter_records, top_level_kind
 from ..errors import InputError
 
@@ -121,27 +123,24 @@ class _Statistics:
     """Object frequencies and co-occurrences over the whole annotation set, counted once per image."""
 
     def __init__(self, objects: dict[str, list[str]]):
-        self.objects = objects
         self.frequency = Counter(name for names in objects.values() for name in names)
         # most frequent first; ties by name so the order never depends on the file's order
         self.by_frequency = sorted(self.frequency, key=lambda n: (-self.frequency[n], n))
         self.key = {name: object_key(name) for name in self.by_frequency}
         self.num_keys = len(set(self.key.values()))
-        self._images_of: dict[str, list[str]] = {}
-        for image_id, names in objects.items():
-            for name in names:
-                self._images_of.setdefault(name, []).append(image_id)
-        self._co_occurrence: dict[str, Counter] = {}
+        # the image x name incidence as flat arrays (entry -> name rank, entry -> image): co-occurrence scores are then
+        # two bincounts in C; a names x names matrix of Visual Genome's ~75k names would not fit in memory
+        self._rank = {name: i for i, name in enumerate(self.by_frequency)}
+        self._names = np.fromiter((self._rank[n] for names in objects.values() for n in names), dtype=np.int64)
+        self._image = np.repeat(np.arange(len(objects)), [len(names) for names in objects.values()])
 
-    def co_occurrence(self, name: str) -> Counter:
-        # computed per name on demand: the full matrix of Visual Genome's ~75k names does not fit in memory
-        if name not in self._co_occurrence:
-            counts = Counter()
-            for image_id in self._images_of.get(name, ()):
-                counts.update(self.objects[image_id])
-            del counts[name]
-            self._co_occurrence[name] = counts
-        return self._co_occurrence[name]
+    def co_occurrence(self, present: list[str]) -> np.ndarray:
+        """`scores[rank]`: for each name (by its rank in `by_frequency`), the number of (image, present name) pairs
+        where both are in the image, i.e. its co-occurrence count summed over the present names."""
+        is_present = np.zeros(len(self.by_frequency), dtype=bool)
+        is_present[[self._rank[n] for n in present]] = True
+        overlap = np.bincount(self._image, weights=is_present[self._names])
+        return np.bincount(self._names, weights=overlap[self._image], minlength=len(self.by_frequency))
 
 
 def _negatives(strategy: str, present: list[str], count: int, stats: _Statistics, rng: random.Random) -> list[str]:
@@ -160,11 +159,9 @@ def _negatives(strategy: str, present: list[str], count: int, stats: _Statistics
         ranked = stats.by_frequency
     else:
         # adversarial: co-occurrence summed over all the image's objects, so one rare partner cannot outweigh the
-        # scene as a whole; names that never co-occur follow in popularity order
-        score = Counter()
-        for name in present:
-            score.update(stats.co_occurrence(name))
-        ranked = sorted(score, key=lambda n: (-score[n], -stats.frequency[n], n)) + stats.by_frequency
+        # scene as a whole; a stable sort keeps popularity order among equal scores (and names never seen together)
+        order = np.argsort(-stats.co_occurrence(present), kind="stable")
+        ranked = (stats.by_frequency[i] for i in order)
     for name in ranked:
         if stats.key[name] not in taken:
             chosen.append(name)
