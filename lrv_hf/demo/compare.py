@@ -173,7 +173,8 @@ def _generate_pair(comparison: Comparison, image: Image.Image, instruction: str,
     inputs = processor(
         images=[image, image], text=render_prompts(processor, [instruction]) * 2, padding=True, return_tensors="pt"
     ).to(model.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     streamer = PairStreamer(processor.tokenizer)
     failure = []
 
