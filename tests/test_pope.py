@@ -269,8 +269,11 @@ def test_answers_per_row_are_matched_in_order_and_other_counts_refused(tmp_path)
     summary, _ = score_predictions(probes, read_predictions([_jsonl(tmp_path / "p.jsonl", rows)]))
     assert summary["models"]["m"]["random"]["tp"] == 1 and summary["models"]["m"]["popular"]["fn"] == 1
     assert summary["models"]["m"]["popular"]["missing"] == 1
-    with pytest.raises(InputError, match="3 times, but the probes ask it 2 times"):
+    with pytest.raises(InputError, match="3 times, but the probes ask it 2 times, and the answers differ"):
         score_predictions(probes, read_predictions([_jsonl(tmp_path / "q.jsonl", rows + rows[:1])]))
+    # repeated but identical answers (a resumed greedy run) are one answer
+    same, _ = score_predictions(probes, read_predictions([_jsonl(tmp_path / "s.jsonl", [rows[0]] * 3 + rows[2:])]))
+    assert same["models"]["m"]["popular"]["tp"] == 1
     other = [{"image_id": "9", "question": dog, "answer": "Yes."}]
     with pytest.raises(InputError, match="no prediction matches a probe"):
         score_predictions(probes, read_predictions([_jsonl(tmp_path / "r.jsonl", other)]))

@@ -68,7 +68,7 @@ def run_score(args: argparse.Namespace) -> int:
     for model, strategies in summary["models"].items():
         for strategy, m in strategies.items():
             print(
-                f"{model[:24]:<24} {strategy:<12} {m['accuracy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
+                f"{model[-24:]:<24} {strategy:<12} {m['accuracy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
                 f"{m['f1']:6.3f} {m['yes_ratio']:6.3f} {m['n']:6d} {m['unknown']:5d}"
             )
     print(f"wrote {path}")

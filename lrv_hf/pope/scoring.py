@@ -176,9 +176,10 @@ def score_predictions(
 ) -> tuple[dict, list[dict]]:
     """Join predictions with probes on `(image_id, question)` and score each model on each strategy.
 
-    A question recurs across strategies (the positives are shared). One answer to it serves every probe row that
-    asks it; as many answers as rows (inference ran over the probe file row by row) are matched in file order; any
-    other count is an error, since which answer belongs to which strategy would be a guess.
+    A question recurs across strategies (the positives are shared). One answer to it (or several, all the same, as
+    greedy decoding gives) serves every probe row that asks it; as many answers as rows (inference ran over the probe
+    file row by row) are matched in file order; other differing answers are an error, since which answer belongs to
+    which strategy would be a guess.
 
     Returns:
         `tuple[dict, list[dict]]`: the summary `{"unknown_as", "models": {model: {strategy: metrics}}}` where metrics
@@ -199,12 +200,12 @@ def score_predictions(
             if not given:
                 missing[probe["strategy"]] += 1
                 continue
-            if len(given) not in (1, asked[key]):
+            if len(set(given)) > 1 and len(given) != asked[key]:
                 raise InputError(
                     f"model {model!r} answers {key[1]!r} on image {key[0]} {len(given)} times, but the probes ask "
-                    f"it {asked[key]} times; give one answer per question or one per probe row"
+                    f"it {asked[key]} times, and the answers differ; give one answer per question or one per probe row"
                 )
-            answer = given[seen[key]] if len(given) > 1 else given[0]
+            answer = given[seen[key]] if len(given) == asked[key] else given[0]
             seen[key] += 1
             answered.append(answer)
             labels.append(probe["label"])
