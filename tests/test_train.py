@@ -306,6 +306,14 @@ def test_resume_continues_from_the_saved_step(tmp_path, lrv_dataset, monkeypatch
     assert trainer.state.global_step == 4 and (tmp_path / "checkpoint-4").is_dir()
 
 
+def test_dropped_samples_are_counted_across_dataloader_workers_and_recorded(tmp_path, lrv_dataset):
+    # the 8 synthetic conversations are 190-222 tokens long, 3 of them over 210; a batch of 8 holds them all
+    flags = ["--max_length", "210", "--per_device_train_batch_size", "8", "--max_steps", "2"]
+    trainer = main(tiny_args(tmp_path, lrv_dataset, *flags, "--dataloader_num_workers", "1"))
+    assert trainer.num_dropped == 2 * 3
+    assert "| data: dropped (longer than max_length) | `6` |" in (tmp_path / "README.md").read_text()
+
+
 def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path, lrv_dataset, monkeypatch):
     from transformers import Trainer
 

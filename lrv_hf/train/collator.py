@@ -16,12 +16,73 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 
 
-def answer_spans(processor: ProcessorMixin, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+# private-use code points stand in for the answers: no real text holds them and templates copy them verbatim
+SENTINEL = "\ue000{}\ue001"
+
+
+def _answer_text(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(p["text"] for p in content if p["type"] == "text")
+
+
+def answer_spans(
+    processor: ProcessorMixin, messages: list[dict], gaps: dict | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans the model must learn: each answer and its end-of-turn.
 
     A span runs from the end of the rendered prompt (`add_generation_prompt=True`) to the end of the rendered turn,
-    so the end-of-turn token is learnt too (without it the model never stops).
+    so the end-of-turn token is learnt too (without it the model never stops). The conversation is rendered once with
+    a sentinel in place of each answer; what the template writes around an answer is learnt from rendering the first
+    exchange with and without its answer, and kept in `gaps` (a dict the caller reuses) so later conversations need
+    one render each. A template for which that does not check out falls back to rendering every prefix.
     """
+    assistant = [k for k, message in enumerate(messages) if message["role"] == "assistant"]
+    if not assistant:
+        return processor.apply_chat_template(messages, tokenize=False), []
+    return _sentinel_spans(processor, messages, assistant, {} if gaps is None else gaps) or _prefix_spans(
+        processor, messages
+    )
+
+
+def _sentinel_spans(processor, messages: list[dict], assistant: list[int], gaps: dict) -> tuple[str, list] | None:
+    marked = list(messages)
+    for i, k in enumerate(assistant):
+        marked[k] = {"role": "assistant", "content": [{"type": "text", "text": SENTINEL.format(i)}]}
+    rendered = processor.apply_chat_template(marked, tokenize=False)
+    answers = [_answer_text(messages[k]) for k in assistant]
+    check = None
+    if not gaps:
+        first = assistant[0]
+        prompt = processor.apply_chat_template(messages[:first], tokenize=False, add_generation_prompt=True)
+        turn = processor.apply_chat_template(messages[: first + 1], tokenize=False)
+        before = rendered.find(SENTINEL.format(0)) - len(prompt)  # template text between the prompt and the answer
+        after = len(turn) - len(prompt) - before - len(answers[0])  # the end-of-turn text
+        if before < 0 or after < 0 or not turn.startswith(prompt):
+            return None
+        gaps.update(before=turn[len(prompt) : len(prompt) + before], after=turn[len(turn) - after :])
+        check = (turn, len(prompt))
+    gap_before, gap_after = gaps["before"], gaps["after"]
+    before, after = len(gap_before), len(gap_after)
+    pieces, spans, cursor, length = [], [], 0, 0
+    for i, answer in enumerate(answers):
+        mark = SENTINEL.format(i)
+        pos = rendered.find(mark, cursor)
+        end = pos + len(mark)
+        if pos < 0 or rendered[pos - before : pos] != gap_before or rendered[end : end + after] != gap_after:
+            return None
+        pieces += [rendered[cursor:pos], answer]
+        length += pos - cursor
+        spans.append((length - before, length + len(answer) + after))
+        length += len(answer)
+        cursor = end
+    text = "".join(pieces) + rendered[cursor:]
+    if check and (not text.startswith(check[0]) or spans[0] != (check[1], len(check[0]))):
+        gaps.clear()
+        return None
+    return text, spans
+
+
+def _prefix_spans(processor, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
     text = processor.apply_chat_template(messages, tokenize=False)
     spans, cursor = [], 0
     for k, message in enumerate(messages):
@@ -33,7 +94,7 @@ def answer_spans(processor: ProcessorMixin, messages: list[dict]) -> tuple[str, 
             spans.append((len(prompt), len(turn)))
         else:
             # templates that render a turn differently once later turns follow: find the answer text itself
-            answer = "".join(p["text"] for p in message["content"] if p["type"] == "text")
+            answer = _answer_text(message)
             start = text.find(answer, cursor)
             if start < 0:
                 raise ValueError(f"answer {answer[:40]!r} not found in the rendered conversation")
@@ -56,34 +117,42 @@ class AnswerOnlyCollator:
         max_length (`int`, *optional*, defaults to `2048`):
             Samples longer than this, image tokens included, are dropped (and counted in `dropped`), never cut:
             cutting image tokens breaks the model's image-feature/image-token match.
+        report_dropped (`bool`, *optional*, defaults to `False`):
+            Add `num_dropped` to each batch, for a trainer that pops it: DataLoader workers hold their own copy of
+            the collator, so its `dropped` counter never reaches the main process.
     """
 
-    def __init__(self, processor: ProcessorMixin, max_length: int = 2048):
+    def __init__(self, processor: ProcessorMixin, max_length: int = 2048, report_dropped: bool = False):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "right"
         self.max_length = max_length
+        self.report_dropped = report_dropped
         image_token = getattr(processor, "image_token", None)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token) if image_token else None
         self.dropped = 0
         self.seen = 0
+        self.gaps = {}  # what the chat template writes around an answer, learnt on the first conversation
 
     def _add_special_tokens(self, text: str) -> bool:
         # templates that write the BOS themselves must not get a second one from the tokenizer
         bos = self.tokenizer.bos_token
         return not (bos and text.startswith(bos))
 
-    def _labels_before_expansion(self, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-        """Token ids of `text` as the tokenizer sees it (one token per image placeholder) and their labels."""
-        enc = self.tokenizer(
-            text, add_special_tokens=self._add_special_tokens(text), return_offsets_mapping=True, verbose=False
+    def _labels_before_expansion(self, rendered: list[tuple[str, list]]) -> list[tuple[list[int], list[int]]]:
+        """Token ids of each text as the tokenizer sees it (one token per image placeholder) and their labels."""
+        texts = [text for text, _ in rendered]
+        encodings = self.tokenizer(
+            texts, add_special_tokens=self._add_special_tokens(texts[0]), return_offsets_mapping=True, verbose=False
         )
-        ids = enc["input_ids"]
-        labels = [
-            token if any(start <= begin < end for start, end in spans) and end_ > begin else IGNORE_INDEX
-            for token, (begin, end_) in zip(ids, enc["offset_mapping"])
-        ]
-        return ids, labels
+        out = []
+        for (_, spans), ids, offsets in zip(rendered, encodings["input_ids"], encodings["offset_mapping"]):
+            labels = [
+                token if end > begin and any(start <= begin < stop for start, stop in spans) else IGNORE_INDEX
+                for token, (begin, end) in zip(ids, offsets)
+            ]
+            out.append((ids, labels))
+        return out
 
     def _process(self, texts: list[str], images: list[list]) -> dict:
         kwargs = {"images": images} if any(images) else {}
@@ -96,11 +165,11 @@ class AnswerOnlyCollator:
         )
 
     def __call__(self, features: list[dict]) -> dict:
-        rendered = [answer_spans(self.processor, f["messages"]) for f in features]
+        rendered = [answer_spans(self.processor, f["messages"], self.gaps) for f in features]
         texts = [text for text, _ in rendered]
         images = [list(f.get("images") or []) for f in features]
         batch = self._process(texts, images)
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        lengths = lengths_before = batch["attention_mask"].sum(dim=1).tolist()
         keep = [i for i, n in enumerate(lengths) if n <= self.max_length]
         self.seen += len(features)
         if len(keep) < len(features):
@@ -116,8 +185,7 @@ class AnswerOnlyCollator:
             batch = self._process([texts[i] for i in keep], [images[i] for i in keep])
             lengths = [lengths[i] for i in keep]
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
-        for row, ((text, spans), length) in enumerate(zip(rendered, lengths)):
-            ids, row_labels = self._labels_before_expansion(text, spans)
+        for row, ((ids, row_labels), length) in enumerate(zip(self._labels_before_expansion(rendered), lengths)):
             # the processor expands image placeholders; the text after the last one is tokenized identically
             tail = len(ids)  # tokens after the last image placeholder (all of them when it is not in the text)
             if self.image_token_id is not None and self.image_token_id in ids:
@@ -127,6 +195,8 @@ class AnswerOnlyCollator:
                 raise RuntimeError("the processor tokenized the text after the image differently from the tokenizer")
             labels[row, length - tail : length] = torch.tensor(row_labels[len(ids) - tail :])
         batch["labels"] = labels
+        if self.report_dropped:
+            batch["num_dropped"] = torch.tensor(len(lengths_before) - len(lengths))
         if "qformer_input_ids" in batch:
             # InstructBLIP's Q-Former reads the instruction; given the whole rendered text it would see the answers
             questions = [first_question(f["messages"]) for f in features]

@@ -27,9 +27,16 @@ FRESH = ("no", "none", "false")  # `resume_from_checkpoint` values that start ov
 
 
 class LRVTrainer(Trainer):
-    """`Trainer` that stops at the first non-finite loss instead of burning GPU hours on a diverged run."""
+    """`Trainer` that stops at the first non-finite loss instead of burning GPU hours on a diverged run.
+
+    It also counts the samples the collator dropped as too long (`num_dropped` in the batch, popped here).
+    """
+
+    num_dropped = 0
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if "num_dropped" in inputs:
+            self.num_dropped += int(inputs.pop("num_dropped"))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss).all():
             precision = "fp16" if self.args.fp16 else "bf16" if self.args.bf16 else "fp32"
@@ -138,7 +145,7 @@ def run(
         raise InputError("`push_to_hub` needs `hub_model_id` (the model repo to create, e.g. you/llava-lrv-lora)")
     model, processor = load_model_and_processor(model_args, adapter_args, training_args)
     conversations = load_conversations(data_args, training_args)
-    collator = AnswerOnlyCollator(processor, max_length=data_args.max_length)
+    collator = AnswerOnlyCollator(processor, max_length=data_args.max_length, report_dropped=True)
     trainer = LRVTrainer(
         model=model,
         args=training_args,
@@ -152,10 +159,10 @@ def run(
         logger.info("training %d of %d parameters (%.3f%%)", trainable, total, 100 * trainable / max(total, 1))
     trainer.train(resume_from_checkpoint=resume_point(training_args))
     trainer.save_model(training_args.output_dir)
-    if collator.dropped:
-        logger.warning("dropped %d of %d samples longer than max_length", collator.dropped, collator.seen)
+    if trainer.num_dropped:
+        logger.warning("dropped %d samples longer than max_length=%d", trainer.num_dropped, data_args.max_length)
     if trainer.is_world_process_zero():
-        write_card(trainer, model_args, adapter_args, data_args, len(conversations), collator.dropped)
+        write_card(trainer, model_args, adapter_args, data_args, len(conversations), trainer.num_dropped)
         if push:
             push_adapter(
                 training_args.output_dir, training_args.hub_model_id, private=bool(training_args.hub_private_repo)
