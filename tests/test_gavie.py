@@ -294,6 +294,16 @@ def test_cli_dry_run_spends_nothing(chat_server, gavie_files, tmp_path):
     assert "10 judge requests, 0 already cached, 10 to pay for" in done.stdout
     assert "estimated cost with gpt-4o: $" in done.stdout
     assert chat_server.request_count == 0 and not (tmp_path / "o" / "summary.json").exists()
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"my-judge": {"input": 1.0, "output": 0.0}}))
+    done = cli("--predictions", predictions, "--regions", regions, "--judge-model", "my-judge", "--output-dir",
+               tmp_path / "o", "--base-url", chat_server.url, "--dry-run", "--prices", prices)  # fmt: skip
+    tokens = int(done.stdout.split("estimated tokens: ")[1].split()[0])
+    assert f"estimated cost with my-judge: ${tokens / 1e6:.4f}" in done.stdout
+    prices.write_text(json.dumps({"my-judge": {"input": "cheap"}}))
+    done = cli("--predictions", predictions, "--regions", regions, "--judge-model", "my-judge", "--output-dir",
+               tmp_path / "o", "--dry-run", "--prices", prices)  # fmt: skip
+    assert done.returncode == 2 and "entry 'my-judge' must be" in done.stderr
 
 
 def test_cli_batch_mode(chat_server, gavie_files, tmp_path):

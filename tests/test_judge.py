@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import socket
 
 import pytest
 from chat_server import Fault
@@ -121,6 +122,16 @@ def test_refusals_stop_the_run_without_a_retry_storm(chat_server, judge_for, sta
     assert str(status) in str(info.value)
     assert KEY not in str(info.value) and KEY[-4:] not in str(info.value)
     assert chat_server.request_count <= 2  # what was in flight, no retries
+
+
+def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    judge = Judge("gpt-4o", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=2,
+                  backoff_base=0.01, cache_path=tmp_path / "c.sqlite")  # fmt: skip
+    with pytest.raises(JudgeError, match=f"cannot reach the judge at http://127.0.0.1:{port}/v1"):
+        judge.run(requests_for(20), progress=False)
 
 
 def test_missing_key_is_a_clear_error_for_openai(monkeypatch, tmp_path):

@@ -55,6 +55,7 @@ def _prices(path: str | None) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import sys
     from pathlib import Path
 
     from ..data import load_regions
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
             "nothing was sent; unreadable replies may add re-asks"
         )
         return 0
+    guess = estimate(predictions, regions, judge, **common)
+    if guess.calls:
+        cost = "" if guess.cost_usd is None else f", ~${guess.cost_usd:.2f} estimated"
+        print(f"judge: {guess.calls} calls to pay for{cost} ({guess.cached} cached)", file=sys.stderr)
     result = score(
         predictions,
         regions,

@@ -290,12 +290,21 @@ class Judge:
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
                 refused = asyncio.Event()  # after a 401/404 no waiting call may start: no retry storm
 
+                answered = []
+
                 async def one(key: str, request: JudgeRequest):
                     async with semaphore:
                         if refused.is_set():
                             return
                         try:
                             reply, error = await self._call(client, api_key, key, request)
+                            if reply is not None:
+                                answered.append(key)
+                            elif error.startswith("connection failed") and not answered:
+                                # nothing ever got through: the endpoint is down or mistyped, not flaky
+                                raise JudgeError(
+                                    f"cannot reach the judge at {self.base_url}: {error}; check --base-url"
+                                )
                         except JudgeError:
                             refused.set()
                             raise
