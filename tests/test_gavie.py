@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chat_server import Fault
 from gavie_replies import answers_in, gavie_reply, scores_for
 
 from lrv_hf.gavie import build_prompt, describe, pack, parse_reply, score, summarise
@@ -139,6 +140,18 @@ def test_scores_match_the_judge_in_every_reply_style(chat_server, gavie_judge, s
         assert (row["accuracy"], row["relevancy"]) == scores_for(prediction.answer)
         assert row["scored"] and row["raw_reply"] and len(row["cache_key"]) == 64
     assert chat_server.request_count == 6  # 12 answers, 2 per prompt
+
+
+def test_full_coverage_through_faults_and_identical_scores(chat_server, gavie_judge):
+    kinds = [Fault(429, retry_after=0.05), Fault(500), Fault("drop"), Fault("malformed"), Fault(503)]
+    chat_server.fault_fn = lambda index, body: kinds[index // 3 % len(kinds)] if index % 3 == 0 else None
+    predictions = make_predictions(10)
+    run = score(predictions, REGIONS, gavie_judge, answers_per_prompt=2, progress=False)
+    assert run.summary()["coverage"] == 1.0
+    assert all((r["accuracy"], r["relevancy"]) == scores_for(r["answer"]) for r in run.rows)
+    outcomes = {r.outcome for r in chat_server.chat_requests}
+    assert {"429", "500", "drop", "malformed", "503"} <= outcomes
+    assert sorted(chat_server.completed_prompts().values()) == [1] * 10  # each prompt billed once
 
 
 def test_packing_k5_sends_a_fifth_of_the_prompts(chat_server, gavie_judge):
