@@ -194,14 +194,17 @@ def test_synthetic_release_is_deterministic_and_has_both_negative_kinds(tmp_path
     for row in rows:
         if row["task"] != "negative":
             continue
-        present = {(o["names"][0], o["attributes"][0]) for o in objects[row["image_id"]]}
+        present = {o["names"][0]: o["attributes"][0] for o in objects[row["image_id"]]}
         words = row["question"].lower().replace("?", "").replace(".", "").split()
-        mentioned = [(w, c) for c, w in zip(words, words[1:]) if w in SHAPES and c in COLORS]
-        assert mentioned and not any(m in present for m in mentioned)  # a negative never describes the truth
-        if any(w in {name for name, _ in present} for w, _ in mentioned):
-            existent += 1  # an existing object with a wrong attribute
-        else:
-            nonexistent += 1  # an object that is not there
+        mentioned = [
+            (w, words[i - 1] if i and words[i - 1] in COLORS else None) for i, w in enumerate(words) if w in SHAPES
+        ]
+        target, color = mentioned[0]
+        if target in present:  # an existing object with a wrong attribute
+            assert color is not None and color != present[target], row
+            existent += 1
+        else:  # an object that is not there
+            nonexistent += 1
     assert nonexistent > 0 and existent > 0
     assert {r["task"] for r in rows} - {"negative"}  # several positive tasks
 

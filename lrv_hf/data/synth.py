@@ -105,6 +105,11 @@ def positive_instructions(scene: dict, rng: random.Random) -> list[dict]:
             "Image Captioning",
         ),
         (
+            f"Is there a {second['name']} in the image?",
+            f"Yes, there is a {second['color']} {second['name']} in the {_where(second['bbox'])} of the image.",
+            "Object Detection",
+        ),
+        (
             f"What color is the {first['name']}?",
             f"The {first['name']} is {first['color']}.",
             "Object Attribute Detection",
@@ -135,12 +140,12 @@ def negative_instructions(scene: dict, rng: random.Random) -> list[dict]:
     present = {o["name"] for o in objects}
     absent = sorted(set(SHAPES) - present)
     rows = []
-    for template in ("Is there a {c} {s} next to the {o}?", "Describe the {c} {s} in the top of the image."):
+    for template in ("Is there a {s} in the image?", "Describe the {c} {s} next to the {o}."):
         shape, color, anchor = rng.choice(absent), rng.choice(sorted(COLORS)), rng.choice(objects)["name"]
         rows.append(
             (
                 template.format(c=color, s=shape, o=anchor),
-                f"There is no {shape} in the image. The image shows {_listing(objects)}.",
+                f"No, there is no {shape} in the image. The image shows {_listing(objects)}.",
             )
         )
     target = rng.choice(objects)
