@@ -285,6 +285,8 @@ def test_cli_scores_and_writes_every_output(chat_server, gavie_files, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 20 and summary["n_scored"] == 20 and summary["coverage"] == 1.0
     assert isinstance(summary["accuracy"], float) and isinstance(summary["relevancy"], float)
+    assert set(summary["by_model_and_task"]) == {"base", "lrv"}  # what the plot compares
+    assert summary["by_model_and_task"]["lrv"]["negative"]["n"] == 5
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and {"image_id", "answer", "accuracy", "relevancy", "accuracy_reason",
                                 "relevancy_reason", "raw_reply", "cache_key"} <= set(rows[0])  # fmt: skip

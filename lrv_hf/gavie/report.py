@@ -55,6 +55,8 @@ def plot(summary: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if summary.get("by_model_and_task"):
+        return _plot_models(summary, path, plt)
     groups = summary.get("by_task") or summary.get("by_polarity") or summary.get("by_model") or {"all": summary}
     names = [name for name, stats in groups.items() if stats["n_scored"]]
     if not names:
@@ -73,6 +75,44 @@ def plot(summary: dict, path: Path) -> Path | None:
     ax.set_ylabel("GAVIE score (0-10)")
     ax.set_title(f"GAVIE, judge {summary['judge']['model']}: {summary['n_scored']}/{summary['n']} scored", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _bars(ax, groups: list[dict | None], offset: float, width: float, criterion: str, **style):
+    """One bar per group (skipping groups with nothing scored) with its 95% CI as the error bar."""
+    for i, stats in enumerate(groups):
+        if not stats or not stats["n_scored"]:
+            continue
+        low, high = stats[f"{criterion}_ci95"]
+        mean = stats[criterion]
+        ax.bar(i + offset, mean, width, yerr=[[mean - low], [high - mean]], capsize=3, **style)
+        style.pop("label", None)  # one legend entry per series
+
+
+def _plot_models(summary: dict, path: Path, plt) -> Path:
+    """Several models: per task, one bar per model, accuracy and relevancy side by side."""
+    table = summary["by_model_and_task"]
+    models = list(table)
+    tasks = sorted({task for per_task in table.values() for task in (per_task or {})})
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.4 * len(tasks) * 2 + 2), 3.8), sharey=True)
+    width = 0.8 / len(models)
+    colors = plt.get_cmap("tab10").colors
+    for ax, criterion in zip(axes, ("accuracy", "relevancy")):
+        for m, model in enumerate(models):
+            groups = [(table[model] or {}).get(task) for task in tasks]
+            offset = (m - (len(models) - 1) / 2) * width
+            _bars(ax, groups, offset, width, criterion, label=model, color=colors[m % len(colors)])
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels(tasks, fontsize=8, rotation=20 if len(tasks) > 4 else 0)
+        ax.set_ylim(0, 10)
+        ax.set_title(criterion, fontsize=9)
+    axes[0].set_ylabel("GAVIE score (0-10), 95% CI")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"GAVIE per task and model, judge {summary['judge']['model']}: "
+                 f"{summary['n_scored']}/{summary['n']} scored", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

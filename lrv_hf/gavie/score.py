@@ -334,6 +334,10 @@ def summarise(rows: list[dict], results: list[JudgeResult], judge: Judge, settin
         breakdown = _breakdown(rows, field)
         if breakdown is not None:
             summary[name] = breakdown
+    if len(summary.get("by_model", {})) > 1 and "by_task" in summary:  # the comparison the plot shows
+        summary["by_model_and_task"] = {
+            model: _breakdown([r for r in rows if r["model"] == model], "task") for model in summary["by_model"]
+        }
     summary["judge"] = judge_usage(results, judge)
     summary["settings"] = settings
     noise = judge_noise(rows)
