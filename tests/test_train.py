@@ -205,6 +205,16 @@ def test_label_mask_covers_exactly_the_answer_tokens(tiny):
     assert batch["attention_mask"][1, -1] == 0
 
 
+def test_offsets_and_alignment_give_the_same_labels(tiny):
+    # offsets: one tokenization per step; alignment: the fallback for processors without offsets
+    _, processor = tiny
+    by_alignment = AnswerOnlyCollator(processor)
+    by_alignment.offsets = False
+    rows = [conversation(), conversation(answers=("Blue.", "Yes, very big indeed."))]
+    fast, slow = AnswerOnlyCollator(processor)(rows), by_alignment(rows)
+    assert "offset_mapping" not in fast and torch.equal(fast["labels"], slow["labels"])
+
+
 def test_too_long_samples_are_dropped_and_counted_never_cut(tiny):
     _, processor = tiny
     long = conversation(answers=("The ball is red. " * 20, "No."))

@@ -128,8 +128,9 @@ class AnswerOnlyCollator:
         self.tokenizer.padding_side = "right"
         self.max_length = max_length
         self.report_dropped = report_dropped
-        image_token = getattr(processor, "image_token", None)
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(image_token) if image_token else None
+        self.image_token = getattr(processor, "image_token", None)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token) if self.image_token else None
+        self.offsets = True  # whether the processor returns character offsets (fast tokenizers do)
         self.dropped = 0
         self.seen = 0
         self.gaps = {}  # what the chat template writes around an answer, learnt on the first conversation
@@ -156,13 +157,56 @@ class AnswerOnlyCollator:
 
     def _process(self, texts: list[str], images: list[list]) -> dict:
         kwargs = {"images": images} if any(images) else {}
-        return self.processor(
-            text=texts,
-            padding=True,
-            return_tensors="pt",
-            add_special_tokens=self._add_special_tokens(texts[0]),
-            **kwargs,
+        kwargs.update(
+            text=texts, padding=True, return_tensors="pt", add_special_tokens=self._add_special_tokens(texts[0])
         )
+        if self.offsets:
+            try:
+                return self.processor(return_offsets_mapping=True, **kwargs)
+            except (NotImplementedError, TypeError, ValueError):
+                self.offsets = False
+        return self.processor(**kwargs)
+
+    def _labels_from_offsets(self, batch: dict, rendered: list[tuple[str, list]]) -> torch.Tensor:
+        """Labels from the processor's own offsets: one tokenization per step instead of two.
+
+        The offsets count characters of the text after image-placeholder expansion; the expansion lies before the
+        first answer, so the answer spans move by the length it added. A row where that does not hold (an image
+        after the first answer) is labelled by aligning with the unexpanded tokenization instead.
+        """
+        offsets = batch.pop("offset_mapping")
+        labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+        for row, (text, spans) in enumerate(rendered):
+            if not spans:
+                continue
+            begin, end = offsets[row, :, 0], offsets[row, :, 1]
+            shift = int(end.max()) - len(text)
+            last_image = text.rfind(self.image_token) if self.image_token else -1
+            if shift < 0 or (shift > 0 and not 0 <= last_image < spans[0][0]):
+                labels[row] = self._labels_by_alignment(batch, [(text, spans)], [row])[0]
+                continue
+            learnt = torch.zeros_like(begin, dtype=torch.bool)
+            for start, stop in spans:
+                learnt |= (begin - shift >= start) & (begin - shift < stop)
+            learnt &= (end > begin) & batch["attention_mask"][row].bool()
+            labels[row, learnt] = batch["input_ids"][row, learnt]
+        return labels
+
+    def _labels_by_alignment(self, batch: dict, rendered: list[tuple[str, list]], rows: list[int]) -> torch.Tensor:
+        """Labels by tokenizing the unexpanded text and matching it to the batch from the end of each sequence."""
+        labels = torch.full((len(rows), batch["input_ids"].shape[1]), IGNORE_INDEX)
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        for out, ((ids, row_labels), row) in enumerate(zip(self._labels_before_expansion(rendered), rows)):
+            # the processor expands image placeholders; the text after the last one is tokenized identically
+            tail = len(ids)  # tokens after the last image placeholder (all of them when it is not in the text)
+            if self.image_token_id is not None and self.image_token_id in ids:
+                tail = ids[::-1].index(self.image_token_id)
+            length = lengths[row]
+            expanded = batch["input_ids"][row, :length].tolist()
+            if tail and expanded[length - tail :] != ids[len(ids) - tail :]:
+                raise RuntimeError("the processor tokenized the text after the image differently from the tokenizer")
+            labels[out, length - tail : length] = torch.tensor(row_labels[len(ids) - tail :])
+        return labels
 
     def __call__(self, features: list[dict]) -> dict:
         rendered = [answer_spans(self.processor, f["messages"], self.gaps) for f in features]
@@ -184,17 +228,10 @@ class AnswerOnlyCollator:
             features = [features[i] for i in keep]
             batch = self._process([texts[i] for i in keep], [images[i] for i in keep])
             lengths = [lengths[i] for i in keep]
-        labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
-        for row, ((ids, row_labels), length) in enumerate(zip(self._labels_before_expansion(rendered), lengths)):
-            # the processor expands image placeholders; the text after the last one is tokenized identically
-            tail = len(ids)  # tokens after the last image placeholder (all of them when it is not in the text)
-            if self.image_token_id is not None and self.image_token_id in ids:
-                tail = ids[::-1].index(self.image_token_id)
-            expanded = batch["input_ids"][row, :length].tolist()
-            if tail and expanded[length - tail :] != ids[len(ids) - tail :]:
-                raise RuntimeError("the processor tokenized the text after the image differently from the tokenizer")
-            labels[row, length - tail : length] = torch.tensor(row_labels[len(ids) - tail :])
-        batch["labels"] = labels
+        if "offset_mapping" in batch:
+            batch["labels"] = self._labels_from_offsets(batch, rendered)
+        else:
+            batch["labels"] = self._labels_by_alignment(batch, rendered, list(range(len(rendered))))
         if self.report_dropped:
             batch["num_dropped"] = torch.tensor(len(lengths_before) - len(lengths))
         if "qformer_input_ids" in batch:
