@@ -4,7 +4,8 @@ lrv-hf gavie --predictions preds.jsonl --regions vg_annotation.json --judge-mode
 """
 
 import argparse
-import json
+
+from ..judge.cli import add_judge_arguments
 
 
 def add_parser(subparsers):
@@ -16,41 +17,13 @@ def add_parser(subparsers):
     )
     parser.add_argument("--predictions", required=True, help="JSONL rows {image_id, question, answer, model?}")
     parser.add_argument("--regions", required=True, help="dense captions: LRV vg_annotation.json or VG regions")
-    parser.add_argument("--judge-model", required=True, help="judge model (Azure: the deployment name)")
     parser.add_argument("--output-dir", required=True, help="summary.json, scores.jsonl, report.md, report.png")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: OpenAI)")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
-    parser.add_argument("--cache", default=None, help="SQLite reply cache (default: OUTPUT_DIR/judge_cache.sqlite)")
-    parser.add_argument("--concurrency", type=int, default=16, help="judge calls in flight")
     parser.add_argument("--answers-per-prompt", type=int, default=1, help="K answers to one instruction per prompt")
     parser.add_argument("--legacy-prompt", action="store_true", help="the released prompt byte for byte")
     parser.add_argument("--judge-samples", type=int, default=1, help="draws per prompt (median + judge noise)")
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply")
-    parser.add_argument("--batch", action="store_true", help="OpenAI Batch API: half price, results within 24h")
-    parser.add_argument("--poll-interval", type=float, default=30.0, help="seconds between Batch API polls")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per judge call")
-    parser.add_argument("--max-retries", type=int, default=6, help="retries per call (429, 5xx, timeouts)")
-    parser.add_argument("--max-tokens", type=int, default=1024, help="judge completion limit")
-    parser.add_argument("--azure-api-version", default=None, help="talk to Azure OpenAI with this api-version")
-    parser.add_argument("--prices", default=None, help='JSON file {model: {"input": usd_per_1M, "output": ...}}')
-    parser.add_argument("--dry-run", action="store_true", help="print calls, tokens and cost; call nothing")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)")
     parser.set_defaults(run=run)
-
-
-def _prices(path: str | None) -> dict | None:
-    from ..errors import InputError
-
-    if path is None:
-        return None
-    try:
-        prices = json.loads(open(path, encoding="utf-8").read())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: cannot read the price table ({err})") from None
-    for model, price in prices.items() if isinstance(prices, dict) else [(None, None)]:
-        if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
-            raise InputError(f'{path}: entry {model!r} must be {{"input": usd_per_1M, "output": usd_per_1M}}')
-    return prices
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..data import load_regions
-    from ..judge import Judge
+    from ..judge.cli import judge_from_args
     from .report import format_table, write_outputs
     from .score import estimate, read_predictions, score
 
@@ -68,18 +41,7 @@ def run(args: argparse.Namespace) -> int:
     predictions = read_predictions(args.predictions)
     regions = load_regions(args.regions, image_ids={p.image_id for p in predictions})
     out = Path(args.output_dir)
-    judge = Judge(
-        model=args.judge_model,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        cache_path=args.cache or out / "judge_cache.sqlite",
-        concurrency=args.concurrency,
-        max_retries=args.max_retries,
-        timeout=args.timeout,
-        max_tokens=args.max_tokens,
-        prices=_prices(args.prices),
-        azure_api_version=args.azure_api_version,
-    )
+    judge = judge_from_args(args, args.cache or out / "judge_cache.sqlite")
     common = {
         "answers_per_prompt": args.answers_per_prompt,
         "legacy_prompt": args.legacy_prompt,

@@ -6,11 +6,11 @@ lrv-hf data build --instructions runs/generated/instructions.json --images image
 """
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
+from ..judge.cli import add_judge_arguments
 from .prompt import DEFAULT_KINDS, KINDS
 
 
@@ -23,43 +23,18 @@ def add_parser(subparsers):
     )
     parser.add_argument("--images", required=True, help="folder of <image_id>.jpg; images without a file are skipped")
     parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"comma-separated, any of {','.join(KINDS)}")
-    parser.add_argument("--judge-model", required=True, help="the generating model (GPT-4 in the paper)")
     parser.add_argument("--output-dir", required=True, help="gets instructions.json, summary.json, dropped.jsonl")
-    parser.add_argument("--base-url", help="an OpenAI-compatible endpoint (default: OpenAI)")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
-    parser.add_argument("--cache", help="SQLite reply cache (default: OUTPUT_DIR/judge_cache.sqlite)")
-    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-images", type=int, default=None, help="only the first N images that have a file")
-    parser.add_argument(
-        "--max-tokens", type=int, default=2048, help="reply limit; a reply cut there loses its last item"
-    )
     parser.add_argument(
         "--temperature", type=float, default=None, help="default: the server's, as the released script used"
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
-    parser.add_argument("--max-retries", type=int, default=6, help="retries per call (429, 5xx, timeouts)")
-    parser.add_argument("--azure-api-version", default=None, help="talk to Azure OpenAI with this api-version")
-    parser.add_argument("--prices", default=None, help='JSON file {model: {"input": usd_per_1M, "output": ...}}')
-    parser.add_argument("--dry-run", action="store_true", help="print the calls, tokens and cost a run would spend")
-    parser.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, up to 24 h)")
-    parser.add_argument("--poll-interval", type=float, default=30.0, help="seconds between Batch API polls")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_judge_arguments(
+        parser,
+        model_help="the generating model (GPT-4 in the paper)",
+        max_tokens=2048,
+        max_tokens_help="reply limit; a reply cut there loses its last item",
+    )
     parser.set_defaults(run=run)
-
-
-def _read_prices(path: str | None) -> dict | None:
-    from ..errors import InputError
-
-    if path is None:
-        return None
-    try:
-        prices = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"--prices {path}: cannot read the price table ({err})") from None
-    for model, price in prices.items() if isinstance(prices, dict) else [(None, None)]:
-        if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
-            raise InputError(f'--prices {path}: entry {model!r} must be {{"input": usd_per_1M, "output": usd_per_1M}}')
-    return prices
 
 
 def _usd(value: float | None) -> str:
@@ -68,7 +43,7 @@ def _usd(value: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..judge import Judge
+    from ..judge.cli import judge_from_args
     from .generation import (
         CACHE_FILE,
         GenerationConfig,
@@ -91,19 +66,7 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else Path(args.output_dir) / CACHE_FILE
     if args.dry_run and not cache.exists():
         cache = None  # nothing is cached yet, and a dry run leaves no files behind
-    judge = Judge(
-        model=args.judge_model,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        cache_path=cache,
-        concurrency=args.concurrency,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-        prices=_read_prices(args.prices),
-        azure_api_version=args.azure_api_version,
-    )
+    judge = judge_from_args(args, cache, temperature=args.temperature)
     selection = select_images(args.regions, args.images, max_images=config.max_images)
     skipped = f"{selection.missing_image:,} without an image file, {selection.without_regions:,} without regions"
     if args.dry_run:
