@@ -114,7 +114,7 @@ def main():
     parser.add_argument("--num-images", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--num-workers", type=int, nargs="+", default=[0, 1], help="DataLoader workers to compare")
+    parser.add_argument("--num-workers", type=int, nargs="+", default=[0], help="DataLoader workers to compare")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
