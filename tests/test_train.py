@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -332,6 +333,35 @@ def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path, lrv_dataset, monk
         main(tiny_args(tmp_path, lrv_dataset))
 
 
+def test_push_uploads_adapter_processor_and_card_only(tmp_path, lrv_dataset, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["repo"] = (repo_id, kwargs)
+
+        def upload_folder(self, repo_id, folder_path, allow_patterns, ignore_patterns, **kwargs):
+            files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+            calls["files"] = set(
+                filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns)
+            )
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    flags = ["--push_to_hub", "true", "--hub_model_id", "me/tiny-lrv", "--save_strategy", "steps", "--save_steps", "2"]
+    main(tiny_args(tmp_path, lrv_dataset, "--max_steps", "2", *flags))
+    assert calls["token"] is None and calls["repo"][0] == "me/tiny-lrv"  # the token comes from HF_TOKEN, never us
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md", "processor_config.json"} <= calls["files"]
+    assert not [
+        f for f in calls["files"] if f.startswith(("base/", "checkpoint-", "synthetic/")) or f.endswith(".bin")
+    ]
+
+
 def test_model_card_never_holds_a_token(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
     card = model_card("org/base", "abc123", "llava-1.5-7b/lora-v100", {"adapter": "lora"}, {"dataset": "org/lrv"})
@@ -369,6 +399,33 @@ def test_tiny_recipe_trains_a_working_adapter_from_the_command_line(tmp_path):
     state = json.loads((out / "checkpoint-40" / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path, lrv_dataset):
+    command = [
+        BIN / "lrv-hf",
+        "train",
+        *tiny_args(tmp_path, lrv_dataset, "--save_strategy", "steps", "--save_steps", "2"),
+    ]
+    run = subprocess.Popen([*command, "--max_steps", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "checkpoint-4" / "trainer_state.json").is_file():
+            assert run.poll() is None and time.monotonic() < deadline, "the run never reached its 4th step"
+            time.sleep(0.1)
+    finally:
+        run.kill()  # SIGKILL: nothing more is saved, a checkpoint being written stays half-written
+        run.wait()
+    (tmp_path / "checkpoint-1000").mkdir()  # as a kill in the middle of saving leaves it: no trainer_state.json
+    complete = max(int(p.parent.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*/trainer_state.json"))
+    assert complete >= 4
+    done = subprocess.run([*command, "--max_steps", str(complete + 2)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming from {tmp_path / f'checkpoint-{complete}'}" in done.stderr
+    assert "skipping" in done.stderr and "checkpoint-1000: incomplete" in done.stderr
+    state = json.loads((tmp_path / f"checkpoint-{complete + 2}" / "trainer_state.json").read_text())
+    assert state["global_step"] == complete + 2
 
 
 DDP_WORKER = """

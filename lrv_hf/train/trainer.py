@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 from datasets import Dataset, load_dataset
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.views import chat_view
 from ..errors import InputError
@@ -81,15 +80,25 @@ def load_conversations(data_args: DataArguments, training_args: LRVTrainingArgum
 
 
 def resume_point(training_args: LRVTrainingArguments) -> str | None:
-    """The checkpoint to resume from: the one asked for, else the last one in `output_dir` (a killed run)."""
+    """The checkpoint to resume from: the one asked for, else the newest complete one in `output_dir` (a killed run).
+
+    The Trainer writes `trainer_state.json` last, so a checkpoint without it was cut short by the kill and is skipped.
+    """
     asked = training_args.resume_from_checkpoint
     if asked is not None:
         return None if str(asked).lower() in FRESH else asked
     output_dir = Path(training_args.output_dir)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if last:
-        logger.info("resuming from %s (set `resume_from_checkpoint: no` to start over)", last)
-    return last
+    steps = sorted(
+        (int(p.name.split("-")[1]) for p in output_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
+        reverse=True,
+    )
+    for step in steps:
+        checkpoint = output_dir / f"checkpoint-{step}"
+        if (checkpoint / "trainer_state.json").is_file():
+            logger.info("resuming from %s (set `resume_from_checkpoint: no` to start over)", checkpoint)
+            return str(checkpoint)
+        logger.warning("skipping %s: incomplete (the run was killed while saving it)", checkpoint)
+    return None
 
 
 def write_card(trainer: Trainer, model_args, adapter_args, data_args, conversations: int, dropped: int) -> Path:
