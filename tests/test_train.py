@@ -23,7 +23,7 @@ from lrv_hf.train.card import model_card
 from lrv_hf.train.collator import IGNORE_INDEX, AnswerOnlyCollator
 from lrv_hf.train.config import LRVTrainingArguments, ModelArguments, parse_train_args
 from lrv_hf.train.model import apply_adapter, preflight
-from lrv_hf.train.recipes import list_recipes
+from lrv_hf.train.recipes import list_recipes, recipe_path
 from lrv_hf.train.tiny import NUM_IMAGE_TOKENS, build_tiny_llava
 from lrv_hf.train.trainer import LRVTrainer, main
 
@@ -204,6 +204,46 @@ def test_label_mask_covers_exactly_the_answer_tokens(tiny):
         assert int((ids == processor.image_token_id).sum()) == NUM_IMAGE_TOKENS
     assert batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()  # right padding
     assert batch["attention_mask"][1, -1] == 0
+
+
+CHATML = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a "
+    "helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>\n{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("template", ["tiny", "chatml", "instructblip-vicuna-7b/projector-v100"])
+def test_answer_spans_follow_the_template(tiny, template):
+    """The answer + end-of-turn is learnt whatever the template writes around it (Qwen's ChatML, MiniGPT-4's)."""
+    from transformers import LlavaProcessor
+
+    _, tiny_processor = tiny
+    processor = LlavaProcessor(
+        image_processor=tiny_processor.image_processor,
+        tokenizer=tiny_processor.tokenizer,
+        patch_size=tiny_processor.patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=tiny_processor.chat_template,
+    )
+    expected, with_image = " The ball is red.</s> No, it is small.</s>", True
+    if template == "chatml":
+        processor.chat_template = CHATML
+        expected = "The ball is red.<|im_end|>\nNo, it is small.<|im_end|>\n"
+    elif template != "tiny":
+        processor.chat_template = yaml.safe_load(recipe_path(template).read_text())["chat_template"]
+        with_image = False  # InstructBLIP's processor prepends the query tokens; its template names no image
+    row = conversation()
+    if not with_image:
+        row["images"] = []
+        row["messages"][0]["content"] = row["messages"][0]["content"][1:]
+    by_alignment = AnswerOnlyCollator(processor)
+    by_alignment.offsets = False
+    for collator in (AnswerOnlyCollator(processor), by_alignment):
+        labels = collator([row, row])["labels"][1]
+        assert processor.tokenizer.decode(labels[labels != IGNORE_INDEX]) == expected
 
 
 def test_offsets_and_alignment_give_the_same_labels(tiny):

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="fine-tune a VLM on LRV-Instruction from a recipe",
-        description=__doc__.splitlines()[0],
+        description="Fine-tune a VLM on LRV-Instruction from a recipe (defaults < recipe YAML < flags).",
         epilog="Any recipe key is a flag too, e.g. --learning_rate 1e-4 --lora_r 16 --max_steps 100.",
     )
     parser.__class__ = _OverridesParser
@@ -60,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lrv_hf.train`: the `lrv-hf train` flags without the `lrv-hf` front."""
-    parser = add_arguments(_OverridesParser(prog="python -m lrv_hf.train", description=__doc__.splitlines()[0]))
+    parser = add_arguments(
+        _OverridesParser(
+            prog="python -m lrv_hf.train",
+            description="Fine-tune a VLM on LRV-Instruction from a recipe (defaults < recipe YAML < flags).",
+            epilog="Any recipe key is a flag too, e.g. --learning_rate 1e-4 --lora_r 16 --max_steps 100.",
+        )
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
