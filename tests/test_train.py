@@ -310,7 +310,8 @@ def test_adapter_saved_as_safetensors_with_processor_and_card(lora_run):
     assert (out / "processor_config.json").is_file() and (out / "chat_template.jinja").is_file()
     card = (out / "README.md").read_text()
     header = yaml.safe_load(card.split("---")[1])
-    assert header["base_model"] == config["base_model_name_or_path"] and header["library_name"] == "peft"
+    assert "base_model" not in header and header["library_name"] == "peft"  # a local base is no Hub id
+    assert f"`{config['base_model_name_or_path']}` (revision `main`)" in card
     assert "`tiny/lora-cpu`" in card and "| 6.25 | 8.50 | 40 |" in card and "lora_r | `16`" in card
 
 
@@ -406,7 +407,8 @@ def test_model_card_never_holds_a_token(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
     card = model_card("org/base", "abc123", "llava-1.5-7b/lora-v100", {"adapter": "lora"}, {"dataset": "org/lrv"})
     assert "hf_secret_value" not in card and "`org/base` (revision `abc123`)" in card
-    assert yaml.safe_load(card.split("---")[1])["datasets"] == ["org/lrv"]
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["datasets"] == ["org/lrv"] and header["base_model"] == "org/base"
     with pytest.raises(InputError, match="HF_TOKEN"):
         main(["--recipe", "tiny/lora-cpu", "--hub_token", "hf_x", "--output_dir", "unused"])
 

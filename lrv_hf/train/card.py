@@ -54,11 +54,13 @@ def model_card(
         gavie (`dict`, *optional*): `accuracy`, `relevancy`, `n` of a GAVIE run on this adapter.
     """
     header = {
-        "base_model": base_model,
+        "base_model": base_model,  # the Hub links an adapter to its base by this id (dropped below for local paths)
         "library_name": "peft",
         "pipeline_tag": "image-text-to-text",
         "tags": ["lrv-instruction", "hallucination", "lrv-hf", settings.get("adapter", "lora")],
     }
+    if Path(base_model).exists():
+        del header["base_model"]
     if data.get("dataset") and not Path(str(data["dataset"])).exists():
         header["datasets"] = [data["dataset"]]
     rows = [("base model", f"`{base_model}` (revision `{base_revision}`)"), ("recipe", f"`{recipe or 'custom'}`")]
@@ -71,9 +73,9 @@ def model_card(
         "",
         f"# LRV-Instruction adapter for {base_model}",
         "",
-        "Robust visual instruction tuning against hallucination (LRV-Instruction, Liu et al., ICLR 2024): this "
-        f"{settings.get('adapter', 'lora')} adapter was trained with [lrv-hf](https://github.com/FuxiaoLiu/LRV-Instruction) "
-        "on positive and negative (nonexistent / existent element manipulation) instructions.",
+        "Robust visual instruction tuning against hallucination ([LRV-Instruction](https://arxiv.org/abs/2306.14565), "
+        f"Liu et al., ICLR 2024): this {settings.get('adapter', 'lora')} adapter was trained with lrv-hf on positive "
+        "and negative (nonexistent / existent element manipulation) instructions.",
         "",
         "## Training",
         "",

@@ -130,9 +130,9 @@ def write_card(trainer: Trainer, model_args, adapter_args, data_args, conversati
         "dropped (longer than max_length)": dropped,
     }
     base = trainer.model.peft_config["default"].base_model_name_or_path
-    text = model_card(
-        base, model_args.model_revision, args.recipe, settings, data, gavie=read_gavie(args.gavie_summary)
-    )
+    # the commit the revision resolved to when the base was downloaded: a branch name moves, a commit does not
+    revision = getattr(trainer.model.get_base_model().config, "_commit_hash", None) or model_args.model_revision
+    text = model_card(base, revision, args.recipe, settings, data, gavie=read_gavie(args.gavie_summary))
     path = Path(args.output_dir, "README.md")
     path.write_text(text)
     return path
