@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 
-def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0):
+def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0, image_kb: int = 0):
     rng = random.Random(seed)
     images = root / "images"
     images.mkdir(parents=True)
@@ -39,7 +39,10 @@ def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0):
             boxes.append({"caption": f"a round thing number {rng.randrange(1000)}", "bbox": [x, y, 15, 15]})
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
-        (images / f"{image_id}.jpg").write_bytes(buffer.getvalue())
+        # Visual Genome JPEGs are ~100-200 KB: padding after the end-of-image marker (decoders ignore it) gives the
+        # byte volume of real images without the minutes of encoding them
+        padding = os.urandom(max(0, image_kb * 1024 - buffer.tell()))
+        (images / f"{image_id}.jpg").write_bytes(buffer.getvalue() + padding)
         regions[image_id] = boxes * 4  # VG has ~50 regions per image
     tasks = ["Image Captioning", "Object Detection", "Activity Recognition", "negative"]
     rows = [
@@ -57,8 +60,20 @@ def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0):
     (root / "vg_annotation.json").write_text(json.dumps(regions))
 
 
-def run_child(mode: str, root: Path, out: Path) -> dict:
+def drop_page_cache() -> bool:
+    """Empty the OS page cache (root only) so that every mode reads the images from disk, as a first build does."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(mode: str, root: Path, out: Path, cold: bool = False) -> dict:
     """Run one mode in a fresh interpreter; returns its wall time and peak RSS (from wait4, the child's own)."""
+    if cold and not drop_page_cache():
+        raise SystemExit("--cold needs root (writes /proc/sys/vm/drop_caches)")
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", mode, str(root), str(out)])
     _, status, usage = os.wait4(proc.pid, 0)
@@ -73,8 +88,8 @@ def run_child(mode: str, root: Path, out: Path) -> dict:
 def child(mode: str, root: Path, out: Path):
     files = [root / "filter_cap.json", root / "filter_cap1.json"]
     if mode == "write":
-        num_images, num_rows = map(int, str(out).split(","))
-        write_release(root, num_images, num_rows)
+        num_images, num_rows, image_kb = map(int, str(out).split(","))
+        write_release(root, num_images, num_rows, image_kb=image_kb)
     elif mode == "read-bytes":
         total = sum(len(p.read_bytes()) for p in (root / "images").iterdir())
         print(f"read {total} image bytes", file=sys.stderr)
@@ -106,6 +121,8 @@ def main():
     parser.add_argument("--images", type=int, default=35_000)
     parser.add_argument("--rows", type=int, default=320_000)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.1])
+    parser.add_argument("--image-kb", type=int, default=0, help="pad each image to this size (VG: ~150)")
+    parser.add_argument("--cold", action="store_true", help="empty the page cache before each mode (root)")
     parser.add_argument("--skip-naive-above", type=float, default=2.0, help="run the naive way only up to this scale")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -124,13 +141,14 @@ def main():
             root = Path(tmp) / "release"
             # written by a child: a parent that held the rows would pass its RSS on to every forked child
             subprocess.run(
-                [sys.executable, __file__, "--child", "write", str(root), f"{num_images},{num_rows}"], check=True
+                [sys.executable, __file__, "--child", "write", str(root), f"{num_images},{num_rows},{args.image_kb}"],
+                check=True,
             )
             raw = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
             modes = ["read-bytes", "ours"] + (["naive"] if scale <= args.skip_naive_above else [])
             results = {}
             for mode in modes:
-                results[mode] = run_child(mode, root, Path(tmp) / f"out-{mode}")
+                results[mode] = run_child(mode, root, Path(tmp) / f"out-{mode}", cold=args.cold)
                 shutil.rmtree(Path(tmp) / f"out-{mode}", ignore_errors=True)
                 r = results[mode]
                 ratio = f"{r['parquet_mb'] / raw:.2f}x" if r["parquet_mb"] else "-"

@@ -12,14 +12,13 @@ from .errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import infer
+    from . import infer, quickstart
     from .data import cli as data_cli
     from .demo import cli as demo_cli
-    from .train import cli as train_cli
     from .gavie import cli as gavie_cli
     from .generate import cli as generate_cli
     from .pope import cli as pope_cli
-    from . import quickstart
+    from .train import cli as train_cli
 
     parser = argparse.ArgumentParser(prog="lrv-hf", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
