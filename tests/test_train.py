@@ -141,6 +141,67 @@ def test_every_recipe_parses_and_instantiates_at_tiny_size(recipe, tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
 
+def test_instructblip_projector_recipe_collates_and_trains_only_the_projection():
+    """LRV V1 at tiny size: query tokens prepended, the Q-Former reads the question only, only the projection learns."""
+    import copy
+
+    from transformers import (
+        InstructBlipConfig,
+        InstructBlipForConditionalGeneration,
+        InstructBlipProcessor,
+        LlamaConfig,
+        PreTrainedTokenizerFast,
+    )
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    from lrv_hf.train.tiny import build_tiny_tokenizer
+
+    # as on the Hub: the Vicuna tokenizer names no image token, the processor adds `<image>`
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=build_tiny_tokenizer().backend_tokenizer,
+        bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", padding_side="right",
+    )  # fmt: skip
+    processor = InstructBlipProcessor(
+        image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+        qformer_tokenizer=copy.deepcopy(tokenizer),
+        num_query_tokens=4,
+    )
+    recipe = "instructblip-vicuna-7b/projector-v100"
+    model_args, adapter_args, _, _ = parse_train_args(["--recipe", recipe, "--output_dir", "unused"])
+    processor.chat_template = model_args.chat_template
+    image = Image.new("RGB", (64, 64))
+    rows = [
+        {"messages": to_messages(["What color is the ball?"], ["The ball is red."]), "images": [image]},
+        {"messages": to_messages(["Is there a kite?"], ["There is no kite in the image."]), "images": [image]},
+    ]
+    for row in rows:  # the template names no image: the processor puts the query tokens first
+        row["messages"][0]["content"] = row["messages"][0]["content"][1:]
+    batch = AnswerOnlyCollator(processor)(rows)
+    for row, (question, answer) in enumerate([("What color is the ball?", " The ball is red.</s>"),
+                                              ("Is there a kite?", " There is no kite in the image.</s>")]):  # fmt: skip
+        labels = batch["labels"][row]
+        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == answer
+        assert (
+            tokenizer.decode(batch["qformer_input_ids"][row][batch["qformer_attention_mask"][row].bool()]) == question
+        )
+        assert tokenizer.convert_ids_to_tokens(batch["input_ids"][row][:5].tolist()) == ["<image>"] * 4 + ["<s>"]
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = InstructBlipConfig(
+        vision_config={**small, "image_size": 32, "patch_size": 8},
+        qformer_config={**small, "vocab_size": len(tokenizer), "encoder_hidden_size": 32},
+        text_config=LlamaConfig(**small, vocab_size=len(tokenizer)).to_dict(),
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = apply_adapter(InstructBlipForConditionalGeneration(config), adapter_args)
+    loss = model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    learnt = {name for name, p in model.named_parameters() if p.grad is not None}
+    assert learnt == {f"base_model.model.language_projection.modules_to_save.default.{w}" for w in ("weight", "bias")}
+
+
 def test_layering_defaults_recipe_command_line(tmp_path):
     _, adapter_args, _, training_args = parse_train_args(["--recipe", "llava-1.5-7b/lora-v100", "--lora_r", "16"])
     assert adapter_args.lora_r == 16  # command line over recipe

@@ -128,7 +128,8 @@ class AnswerOnlyCollator:
         self.tokenizer.padding_side = "right"
         self.max_length = max_length
         self.report_dropped = report_dropped
-        self.image_token = getattr(processor, "image_token", None)
+        image_token = getattr(processor, "image_token", None)
+        self.image_token = getattr(image_token, "content", image_token)  # InstructBLIP keeps an AddedToken
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token) if self.image_token else None
         self.offsets = True  # whether the processor returns character offsets (fast tokenizers do)
         self.dropped = 0
@@ -180,7 +181,10 @@ class AnswerOnlyCollator:
             if not spans:
                 continue
             begin, end = offsets[row, :, 0], offsets[row, :, 1]
-            shift = int(end.max()) - len(text)
+            attended = batch["attention_mask"][row].bool()
+            # the text's last token ends where the expanded text ends (padding is on the right; tokens a processor
+            # prepends without text, like InstructBLIP's query tokens, carry offsets into a string of their own)
+            shift = int(end[attended.nonzero().max()]) - len(text)
             last_image = text.rfind(self.image_token) if self.image_token else -1
             if shift < 0 or (shift > 0 and not 0 <= last_image < spans[0][0]):
                 labels[row] = self._labels_by_alignment(batch, [(text, spans)], [row])[0]
@@ -188,7 +192,9 @@ class AnswerOnlyCollator:
             learnt = torch.zeros_like(begin, dtype=torch.bool)
             for start, stop in spans:
                 learnt |= (begin - shift >= start) & (begin - shift < stop)
-            learnt &= (end > begin) & batch["attention_mask"][row].bool()
+            learnt &= (end > begin) & attended
+            if self.image_token_id is not None:
+                learnt &= batch["input_ids"][row] != self.image_token_id
             labels[row, learnt] = batch["input_ids"][row, learnt]
         return labels
 
