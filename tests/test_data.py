@@ -364,3 +364,19 @@ def test_large_builds_are_sharded_and_load_as_one_split(synthetic_release, tmp_p
     ]
     ds = datasets.load_dataset(str(tmp_path), "instructions", split="train")
     assert len(ds) == report["images"] and sum(len(q) for q in ds["question"]) == report["rows"]
+
+
+def test_a_parallel_build_writes_the_same_rows(synthetic_release, tmp_path, monkeypatch):
+    from lrv_hf.data import builder
+
+    monkeypatch.setattr(builder, "IMAGES_PER_SHARD", 4)  # several shards for the two processes to share
+    files = [synthetic_release / "filter_cap.json", synthetic_release / "filter_cap_more.json"]
+    common = {"images_dir": synthetic_release / "images", "regions_file": synthetic_release / "vg_annotation.json"}
+    serial = build_dataset(files, output_dir=tmp_path / "one", num_proc=1, **common)
+    parallel = build_dataset(files, output_dir=tmp_path / "two", num_proc=2, **common)
+    assert len(parallel["shards"]) == 2 and serial["rows"] == parallel["rows"]
+    one = datasets.load_dataset(str(tmp_path / "one"), "instructions", split="train")
+    two = datasets.load_dataset(str(tmp_path / "two"), "instructions", split="train")
+    columns = ["image_id", "question", "answer", "task", "polarity", "source", "regions"]
+    assert one.select_columns(columns).to_list() == two.select_columns(columns).to_list()
+    assert [r["image"].tobytes() for r in one] == [r["image"].tobytes() for r in two]

@@ -4,15 +4,15 @@ It runs locally (datasets >= 4 refuses loading scripts on the Hub) and `lrv_hf.d
 output. Rows are one per image with the instructions as lists (see `features.py`); keys are the image ids.
 """
 
-import io
 import logging
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from .features import FEATURES
@@ -37,6 +37,7 @@ generated with GPT-4 from Visual Genome dense captions, for robust instruction t
 """
 
 _HOMEPAGE = "https://github.com/FuxiaoLiu/LRV-Instruction"
+IMAGES_PER_SHARD = 1000  # the unit of work a parallel build hands to a process
 
 
 @dataclass
@@ -139,58 +140,59 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
         if regions_file is None and config.release_dir and (Path(config.release_dir) / "vg_annotation.json").is_file():
             regions_file = str(Path(config.release_dir) / "vg_annotation.json")
         self.report = BuildReport(files=[Path(f).name for f in files])  # names only: no local paths in the card
+        spool_path, shards = self._spool(files, str(images_dir), regions_file)
         return [
             datasets.SplitGenerator(
                 name=config.split,
-                gen_kwargs={"files": files, "images_dir": str(images_dir), "regions_file": regions_file},
+                # a list of shards: `download_and_prepare(num_proc=N)` hands them out to N processes
+                gen_kwargs={"spool_path": spool_path, "shards": shards, "images_dir": str(images_dir)},
             )
         ]
 
-    def _generate_examples(self, files: list[Path], images_dir: str, regions_file: str | None):
-        report = getattr(self, "report", None) or BuildReport(files=[Path(f).name for f in files])
-        self.report = report
-        bad_rows = BadRows(self.config.on_bad_rows)
-        with tempfile.TemporaryDirectory(prefix="lrv-spool-") as tmp:
-            spool = Spool(Path(tmp) / "spool.sqlite")
-            try:
-                for path in files:
-                    spool.add_rows(read_instructions(path, bad_rows))
-                if regions_file is not None:
-                    spool.add_regions(read_regions(regions_file))
-                paths = self._check_images(spool, images_dir, bad_rows)
-                bar = tqdm(total=len(paths), unit="image", desc=f"building {self.config.name}", disable=None)
-                for image_id, rows, regions in spool.grouped():
-                    path = paths.get(image_id)
-                    if path is None:  # missing image, skipped and counted in `_check_images`
-                        continue
-                    bar.update()
-                    data = _read_image(path, image_id, bad_rows)
-                    if data is None:
-                        continue
-                    report.rows += len(rows)
-                    report.images += 1
-                    report.images_without_regions += regions is None
-                    yield image_id, _example(image_id, data, rows, regions or [])
-                bar.close()
-                report.duplicates, report.duplicate_examples = spool.duplicates, spool.duplicate_examples
-                if spool.duplicates:
-                    logger.warning(
-                        "%d duplicate rows dropped (first: %s)", spool.duplicates, "; ".join(spool.duplicate_examples)
-                    )
-            finally:
-                spool.close()
-                report.skipped = dict(bad_rows.counts)
-                report.skipped_examples = dict(bad_rows.examples)
+    def _spool(self, files: list[Path], images_dir: str, regions_file: str | None) -> tuple[str, list]:
+        """Read and check everything before writing anything: rows, regions, images; fill the report.
 
-    def _check_images(self, spool: Spool, images_dir: str, bad_rows: BadRows) -> dict:
-        """Resolve every image before writing anything, so a missing image fails fast and names all the ids."""
-        paths, missing = {}, []
+        Returns the spool's path and the image-id ranges to generate. Bad rows, missing and corrupt images are
+        errors, or counted skips with `on_bad_rows="skip"`.
+        """
+        report, bad_rows = self.report, BadRows(self.config.on_bad_rows)
+        folder = tempfile.mkdtemp(prefix="lrv-spool-")
+        weakref.finalize(self, shutil.rmtree, folder, True)  # the main process's builder owns the spool
+        spool = Spool(Path(folder) / "spool.sqlite")
+        try:
+            for path in files:
+                spool.add_rows(read_instructions(path, bad_rows))
+            if regions_file is not None:
+                spool.add_regions(read_regions(regions_file))
+            spool.drop_images(self._bad_images(spool, images_dir, bad_rows))
+            report.duplicates, report.duplicate_examples = spool.count_duplicates()
+            if report.duplicates:
+                logger.warning(
+                    "%d duplicate rows dropped (first: %s)", report.duplicates, "; ".join(report.duplicate_examples)
+                )
+            report.rows = spool.num_rows - report.duplicates
+            report.images = spool.num_images
+            with_regions = spool.db.execute("SELECT count(*) FROM regions r JOIN images i USING (image_id)")
+            report.images_without_regions = report.images - with_regions.fetchone()[0]
+            report.skipped, report.skipped_examples = dict(bad_rows.counts), dict(bad_rows.examples)
+            return spool.path, spool.shards(IMAGES_PER_SHARD)
+        finally:
+            spool.close()
+
+    def _bad_images(self, spool: Spool, images_dir: str, bad_rows: BadRows) -> list[str]:
+        """Missing or unreadable images, found before writing anything so an error names all the missing ids."""
+        missing, corrupt = [], []
         for image_id in spool.image_ids():
             path = image_path(images_dir, image_id)
-            if path.is_file():
-                paths[image_id] = path
-            else:
+            if not path.is_file():
                 missing.append(image_id)
+                continue
+            try:  # the header only: cheap, and what tells an image from a wrong or truncated-to-nothing file
+                with Image.open(path) as image:
+                    image.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                corrupt.append(image_id)
+                bad_rows.handle(f"{path}: corrupt image for image_id {image_id} ({err})", reason="corrupt image")
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             message = f"{images_dir}: {len(missing)} image(s) missing for image_id {shown}"
@@ -198,18 +200,17 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
                 raise InputError(message + "; pass --on-bad-rows skip to leave their rows out")
             for image_id in missing:
                 bad_rows.handle(f"{images_dir}: image missing for image_id {image_id}", reason="missing image")
-        return paths
+        return missing + corrupt
 
-
-def _read_image(path: Path, image_id: str, bad_rows: BadRows) -> bytes | None:
-    data = path.read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        bad_rows.handle(f"{path}: corrupt image for image_id {image_id} ({err})", reason="corrupt image")
-        return None
-    return data
+    def _generate_examples(self, spool_path: str, shards: list[tuple[str, str]], images_dir: str):
+        spool = Spool(spool_path, readonly=True)
+        try:
+            for first, last in shards:
+                for image_id, rows, regions in spool.grouped(first, last):
+                    data = image_path(images_dir, image_id).read_bytes()
+                    yield image_id, _example(image_id, data, rows, regions or [])
+        finally:
+            spool.close()
 
 
 def _example(image_id: str, data: bytes, rows: list[tuple], regions: list[dict]) -> dict:

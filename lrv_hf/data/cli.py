@@ -38,6 +38,7 @@ def add_build_parser(commands):
     )
     build.add_argument("--on-bad-rows", choices=("error", "skip"), default="error")
     build.add_argument("--max-shard-size", default="500MB")
+    build.add_argument("--num-proc", type=int, default=None, help="processes writing Parquet (default: by size)")
     build.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the folder as a dataset repo (token: HF_TOKEN)"
     )
@@ -57,6 +58,7 @@ def run_build(args: argparse.Namespace) -> int:
         split=split,
         on_bad_rows=args.on_bad_rows,
         max_shard_size=args.max_shard_size,
+        num_proc=args.num_proc,
     )
     print(
         f"built {args.config_name}/{split}: {report['images']:,} images, {report['rows']:,} instructions, "

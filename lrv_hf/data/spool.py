@@ -24,12 +24,17 @@ CREATE TABLE regions (image_id TEXT PRIMARY KEY, regions TEXT NOT NULL);
 class Spool:
     """Rows in; rows grouped by image (in image id order) out, exact duplicates dropped and counted."""
 
-    def __init__(self, path: str | Path):
-        self.db = sqlite3.connect(path)
-        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16384;" + _SCHEMA)
-        self.duplicates = 0
-        self.duplicate_examples: list[str] = []
-        self._indexed = False
+    def __init__(self, path: str | Path, readonly: bool = False):
+        self.path = str(path)
+        if readonly:  # a worker of a parallel build reads what the main process spooled
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            self._indexed = True
+        else:
+            self.db = sqlite3.connect(self.path)
+            self.db.executescript(
+                "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-16384;" + _SCHEMA
+            )
+            self._indexed = False
 
     def close(self):
         self.db.close()
@@ -47,7 +52,8 @@ class Spool:
             self.db.executescript(
                 """DROP TABLE IF EXISTS images;
                 CREATE TABLE images AS SELECT DISTINCT image_id FROM rows;
-                CREATE UNIQUE INDEX images_id ON images (image_id);"""
+                CREATE UNIQUE INDEX images_id ON images (image_id);
+                CREATE INDEX IF NOT EXISTS rows_image ON rows (image_id, seq);"""
             )
             self._indexed = True
 
@@ -74,21 +80,52 @@ class Spool:
         self.db.commit()
         return self.db.execute("SELECT count(*) FROM regions").fetchone()[0]
 
-    def grouped(self) -> Iterator[tuple[str, list[tuple], list[dict] | None]]:
-        """`(image_id, [(question, answer, task, source, row), ...], regions or None)` per image."""
+    def drop_images(self, image_ids: list[str]):
+        """Leave these images (missing or corrupt files) and their rows out of the build."""
+        self.db.executemany("DELETE FROM rows WHERE image_id = ?", ((i,) for i in image_ids))
+        self.db.executemany("DELETE FROM images WHERE image_id = ?", ((i,) for i in image_ids))
+        self.db.commit()
+
+    def count_duplicates(self, examples: int = 3) -> tuple[int, list[str]]:
+        """Rows that repeat an earlier row of the same image exactly (question, answer, task), and the first few."""
+        self._index()
+        distinct = self.db.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT image_id, question, answer, task FROM rows)"
+        ).fetchone()[0]
+        found = self.db.execute(
+            """SELECT r.source, r.row, r.image_id FROM rows r WHERE EXISTS (
+                   SELECT 1 FROM rows p WHERE p.image_id = r.image_id AND p.seq < r.seq AND p.question = r.question
+                   AND p.answer IS r.answer AND p.task IS r.task)
+               ORDER BY r.seq LIMIT ?""",
+            (examples,),
+        ).fetchall()
+        return self.num_rows - distinct, [f"{source} row {row} (image {image_id})" for source, row, image_id in found]
+
+    def shards(self, images_per_shard: int) -> list[tuple[str, str]]:
+        """Contiguous image-id ranges `(first, last)` of about `images_per_shard` images, in id order."""
+        ids = list(self.image_ids())
+        return [(ids[i], ids[min(i + images_per_shard, len(ids)) - 1]) for i in range(0, len(ids), images_per_shard)]
+
+    def grouped(self, first: str | None = None, last: str | None = None) -> Iterator[tuple[str, list, list | None]]:
+        """`(image_id, [(question, answer, task, source, row), ...], regions or None)` per image, in id order.
+
+        Limited to the ids from `first` to `last` when given (one shard of a parallel build).
+        """
         self._index()
         # images come out in id order: an index scan, no sort of the rows and no regions dragged through one
-        self.db.execute("CREATE INDEX IF NOT EXISTS rows_image ON rows (image_id, seq)")
-        query = "SELECT image_id, question, answer, task, source, row FROM rows ORDER BY image_id, seq"
+        query = "SELECT image_id, question, answer, task, source, row FROM rows"
+        bounds = ()
+        if first is not None:
+            query += " WHERE image_id BETWEEN ? AND ?"
+            bounds = (first, last)
         lookup = self.db.cursor()
-        for image_id, group in itertools.groupby(self.db.execute(query), key=lambda t: t[0]):
+        for image_id, group in itertools.groupby(
+            self.db.execute(query + " ORDER BY image_id, seq", bounds), key=lambda t: t[0]
+        ):
             rows, seen = [], set()
             for _, question, answer, task, source, row in group:
                 if (question, answer, task) in seen:
-                    self.duplicates += 1
-                    if len(self.duplicate_examples) < 3:
-                        self.duplicate_examples.append(f"{source} row {row} (image {image_id})")
-                    continue
+                    continue  # counted by `count_duplicates`
                 seen.add((question, answer, task))
                 rows.append((question, answer, task, source, row))
             found = lookup.execute("SELECT regions FROM regions WHERE image_id = ?", (image_id,)).fetchone()
