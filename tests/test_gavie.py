@@ -19,26 +19,29 @@ from lrv_hf.judge import Judge, cache_key
 
 
 HERE = Path(__file__).parent
-RELEASE_EXAMPLE = json.loads((HERE / "fixtures" / "gavie_release_example.json").read_text(encoding="utf-8"))
+# made-up content in the released example's shape: the project never copies the release in (the legacy prompt was
+# checked by hand to equal the released GAVIE.txt byte for byte when fed that file's boxes and answers)
+EXAMPLE = json.loads((HERE / "fixtures" / "gavie_example.json").read_text(encoding="utf-8"))
 LRV_HF = str(Path(sys.executable).parent / "lrv-hf")
 KEY = "sk-gavie-TEST-KEY-9f8e7d6c5b4a"
 
 
 # -- prompt ----------------------------------------------------------------------------------------------------------
-def test_legacy_prompt_is_the_released_text_byte_for_byte():
-    example = RELEASE_EXAMPLE
+def test_legacy_prompt_keeps_the_released_text_and_its_quirks():
+    example = EXAMPLE
     prompt = build_prompt(example["regions"], example["instruction"], example["answers"], legacy=True)
     assert prompt.encode() == (HERE / "snapshots" / "gavie_prompt_legacy.txt").read_bytes()
     assert prompt.startswith("Give  an image") and "relevancy: \nscore of answer1: \nreason: \n" in prompt
-    assert "a beige tray  X:0 Y:17 Width:499 Height:499\n" in prompt  # caption's trailing space, width as height
+    assert "green grass  X:0 Y:210 Width:498 Height:498\n" in prompt  # caption's trailing space, width as height
+    assert "a red ball on the grass X:20 Y:55 Width:120 Height:120\n" in prompt
 
 
 def test_default_prompt_prints_real_heights():
-    example = RELEASE_EXAMPLE
+    example = EXAMPLE
     prompt = build_prompt(example["regions"], example["instruction"], example["answers"])
     assert prompt == (HERE / "snapshots" / "gavie_prompt.txt").read_text(encoding="utf-8")
     x, y, w, h = example["regions"][0]["bbox"]
-    assert w != h and f"food is in a tray X:{x} Y:{y} Width:{w} Height:{h}\n" in prompt
+    assert w != h and f"a red ball on the grass X:{x} Y:{y} Width:{w} Height:{h}\n" in prompt
     legacy = build_prompt(example["regions"], example["instruction"], example["answers"], legacy=True)
     # only the box lines differ
     assert [a for a, b in zip(prompt.splitlines(), legacy.splitlines()) if a != b] == [
@@ -47,7 +50,7 @@ def test_default_prompt_prints_real_heights():
 
 
 def test_single_answer_prompt_snapshot():
-    example = RELEASE_EXAMPLE
+    example = EXAMPLE
     prompt = build_prompt(example["regions"][:3], example["instruction"], example["answers"][:1])
     assert prompt == (HERE / "snapshots" / "gavie_prompt_k1.txt").read_text(encoding="utf-8")
     assert "Answer2" not in prompt and prompt.endswith("accuracy: \nscore of answer1: \nreason: \n")
