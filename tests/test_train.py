@@ -561,3 +561,69 @@ def test_two_process_ddp_on_cpu_completes_and_ranks_agree(tmp_path, lrv_dataset)
     assert ranks[0]["step"] == ranks[1]["step"] == 4
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert (out / "adapter_model.safetensors").is_file()
+
+
+DEEPSPEED_WORKER = """
+import json, logging, os, sys
+from lrv_hf.train.trainer import LRVTrainer, main
+
+logging.basicConfig(level=logging.INFO)
+steps = []
+original = LRVTrainer.training_step
+
+def counting(self, *args, **kwargs):
+    steps.append(self.state.global_step)
+    return original(self, *args, **kwargs)
+
+LRVTrainer.training_step = counting
+trainer = main(sys.argv[1:])
+record = {"deepspeed": trainer.is_deepspeed_enabled, "world_size": trainer.args.world_size, "steps": steps}
+json.dump(record, open(os.path.join(trainer.args.output_dir, f"rank{os.environ.get('RANK', '0')}.json"), "w"))
+"""
+
+
+@pytest.mark.slow
+def test_lora_under_deepspeed_zero2_resumes_from_its_checkpoint(tmp_path, lrv_dataset):
+    """Issue 4 under DeepSpeed: 2 CPU processes, ZeRO-2 shards the optimizer, the resumed run goes on from step 2."""
+    import importlib.util
+
+    from peft import PeftModel, get_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("deepspeed is not installed (the `train` extra): DS_BUILD_OPS=0 pip install deepspeed")
+    config = yaml.safe_load((REPO / "lrv_hf/recipes/accelerate/deepspeed-zero2-fp16.yaml").read_text())
+    config.update(mixed_precision="no", num_processes=2)  # DeepSpeed's fp16 needs a GPU; the ZeRO-2 part is the same
+    (tmp_path / "zero2-cpu.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "worker.py").write_text(DEEPSPEED_WORKER)
+    out = tmp_path / "run"
+    # the first run on a machine JIT-compiles DeepSpeed's shared-memory all-reduce (~1 min, cached afterwards)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu"}
+
+    def launch(max_steps: int) -> tuple[str, list[dict]]:
+        flags = ["--save_strategy", "steps", "--save_steps", "2", "--max_steps", str(max_steps)]
+        done = subprocess.run(
+            [BIN / "accelerate", "launch", "--config_file", "zero2-cpu.yaml", "worker.py",
+             *tiny_args(out, lrv_dataset, *flags)],
+            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stderr, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+    _, ranks = launch(2)  # the run that stopped after its checkpoint at step 2
+    assert [(r["deepspeed"], r["world_size"], r["steps"]) for r in ranks] == [(True, 2, [0, 1])] * 2
+    checkpoint = out / "checkpoint-2"
+    assert {p.name for p in (checkpoint / "global_step2").glob("zero_pp_rank_*_optim_states.pt")} == {
+        f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)
+    }
+    stderr, ranks = launch(4)
+    assert f"resuming from {checkpoint}" in stderr
+    assert [r["steps"] for r in ranks] == [[2, 3]] * 2
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    saved, final = load_file(checkpoint / "adapter_model.safetensors"), load_file(out / "adapter_model.safetensors")
+    reloaded = get_peft_model_state_dict(
+        PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(out / "base"), out)
+    )
+    assert reloaded.keys() == final.keys() == saved.keys()
+    assert all(torch.equal(reloaded[k], final[k]) and not torch.equal(final[k], saved[k]) for k in final)
