@@ -82,6 +82,20 @@ class JudgeResult:
     cache_key: str
     via_batch: bool = False  # answered through the Batch API (billed at half price)
 
+    @classmethod
+    def of(cls, request: JudgeRequest, key: str, reply, cached: bool, error: str | None) -> "JudgeResult":
+        """The result for `request` from its cached or fresh `reply` (None when it failed with `error`)."""
+        return cls(
+            request=request,
+            text=reply.text if reply else None,
+            error=None if reply else error,
+            cached=cached,
+            prompt_tokens=reply.prompt_tokens if reply else 0,
+            completion_tokens=reply.completion_tokens if reply else 0,
+            cache_key=key,
+            via_batch=bool(reply and reply.via_batch),
+        )
+
 
 @dataclass
 class JudgeEstimate:
@@ -321,18 +335,7 @@ class Judge:
         results = []
         for key, request in zip(keys, requests):
             reply, error, was_cached = replies[key]
-            results.append(
-                JudgeResult(
-                    request=request,
-                    text=reply.text if reply else None,
-                    error=error,
-                    cached=was_cached,
-                    prompt_tokens=reply.prompt_tokens if reply else 0,
-                    completion_tokens=reply.completion_tokens if reply else 0,
-                    cache_key=key,
-                    via_batch=bool(reply and reply.via_batch),
-                )
-            )
+            results.append(JudgeResult.of(request, key, reply, cached=was_cached, error=error))
         return results
 
     def _wait(self, attempt: int, response: "_Reply | httpx.Response | None" = None) -> float:
@@ -531,15 +534,8 @@ class Judge:
             reply = final.get(key)
             was_cached = key in cached
             results.append(
-                JudgeResult(
-                    request=request,
-                    text=reply.text if reply else None,
-                    error=None if reply else errors.get(key, "not answered by the batch"),
-                    cached=was_cached,
-                    prompt_tokens=reply.prompt_tokens if reply else 0,
-                    completion_tokens=reply.completion_tokens if reply else 0,
-                    cache_key=key,
-                    via_batch=bool(reply and reply.via_batch),
+                JudgeResult.of(
+                    request, key, reply, cached=was_cached, error=errors.get(key, "not answered by the batch")
                 )
             )
         return results
