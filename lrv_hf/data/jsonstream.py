@@ -111,7 +111,8 @@ def _iter_array(cur: _Cursor) -> Iterator:
             return
 
 
-def _iter_object(cur: _Cursor) -> Iterator[tuple[str, object]]:
+def _iter_object(cur: _Cursor) -> Iterator[str]:
+    """Yield each key of an object with the cursor on its value, which the caller must consume."""
     cur.expect("{", "'{'")
     if cur.peek() == "}":
         cur.pos += 1
@@ -121,7 +122,7 @@ def _iter_object(cur: _Cursor) -> Iterator[tuple[str, object]]:
             cur.fail("expected a string key")
         key = cur.value()
         cur.expect(":", "':'")
-        yield key, cur
+        yield key
         if cur.expect(",}", "',' or '}'") == "}":
             return
 
@@ -151,7 +152,7 @@ def iter_records(path: str | Path, list_key: str | None = None) -> Iterator:
             yield from _iter_array(cur)
         else:
             found = False
-            for key, _ in _iter_object(cur):
+            for key in _iter_object(cur):
                 if key == list_key and cur.peek() == "[":
                     found = True
                     yield from _iter_array(cur)
@@ -169,7 +170,7 @@ def iter_items(path: str | Path) -> Iterator[tuple[str, object]]:
     """Yield `(key, value)` for each member of a top-level JSON object, one value decoded at a time."""
     cur = _Cursor(Path(path))
     try:
-        for key, _ in _iter_object(cur):
+        for key in _iter_object(cur):
             yield key, cur.value()
         if cur.peek():
             cur.fail("extra data after the JSON document")

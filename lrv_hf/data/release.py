@@ -117,11 +117,15 @@ def read_instructions(path: str | Path, bad_rows: BadRows | None = None) -> Iter
             yield parse_instruction(row, path, index)
             count += 1
         except InputError as err:
-            if "escapes the images folder" in str(err):
+            if isinstance(err, UnsafeImageId):
                 raise  # never skippable: a crafted id must stop the build
             bad_rows.handle(str(err), reason="bad row")
     if count == 0 and bad_rows.total == 0:
         raise InputError(f"{path}: the file holds no rows")
+
+
+class UnsafeImageId(InputError):
+    """An image id that would name a file outside the images folder: refused even with `on_bad_rows="skip"`."""
 
 
 def check_image_id(image_id: str, where: str = "image_id"):
@@ -134,7 +138,7 @@ def check_image_id(image_id: str, where: str = "image_id"):
         or (len(image_id) > 1 and image_id[1] == ":")
         or (".." in image_id and ".." in image_id.split("/"))
     ):
-        raise InputError(f"{where}: image_id {image_id!r} escapes the images folder; refused")
+        raise UnsafeImageId(f"{where}: image_id {image_id!r} escapes the images folder; refused")
 
 
 def image_path(images_dir: str | Path, image_id: str) -> Path:
@@ -150,7 +154,7 @@ def image_path(images_dir: str | Path, image_id: str) -> Path:
     if os.path.islink(path) or "/" in name:
         path = os.path.realpath(path)
         if not path.startswith(root + os.sep):
-            raise InputError(f"image_id {image_id!r} escapes the images folder {images_dir}; refused")
+            raise UnsafeImageId(f"image_id {image_id!r} escapes the images folder {images_dir}; refused")
     return Path(path)
 
 
