@@ -119,6 +119,11 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "instructions"
 
+    @classmethod
+    def default_split(cls, config_name: str) -> str:
+        """The split a config writes unless told otherwise (`test` for the evaluation set, else `train`)."""
+        return next((c.split for c in cls.BUILDER_CONFIGS if c.name == config_name), "train")
+
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description=_DESCRIPTION,

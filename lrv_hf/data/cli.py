@@ -46,9 +46,10 @@ def add_build_parser(commands):
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from .builder import LRVInstruction
     from .export import build_dataset, push_to_hub
 
-    split = args.split or ("test" if args.config_name == "evaluation" else "train")
+    split = args.split or LRVInstruction.default_split(args.config_name)
     report = build_dataset(
         args.instructions,
         args.images,

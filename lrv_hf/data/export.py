@@ -23,7 +23,7 @@ from .features import FEATURES
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "build_report.json"
-KNOWN_CONFIGS = ("instructions", "more", "chart", "evaluation")
+KNOWN_CONFIGS = tuple(config.name for config in LRVInstruction.BUILDER_CONFIGS)
 PARALLEL_ABOVE_BYTES = 8_000_000
 
 
@@ -157,8 +157,8 @@ def write_card(output_dir: str | Path, repo_id: str = "<org>/lrv-instruction") -
 LRV-Instruction ([Liu et al., ICLR 2024](https://arxiv.org/abs/2306.14565)) is a visual instruction-tuning set built
 against hallucination: besides positive instructions over many tasks it holds **negative** instructions that ask about
 nonexistent elements or existing elements with wrong attributes, so that a model learns to say what is not there.
-This repository republishes the release as Parquet, built with [lrv-hf](https://github.com/FuxiaoLiu/LRV-Instruction)
-(`lrv-hf data build`).
+This repository republishes the [original release](https://github.com/FuxiaoLiu/LRV-Instruction) as Parquet, built
+with lrv-hf (`lrv-hf data build`).
 
 ## Load it
 
