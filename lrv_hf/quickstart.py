@@ -178,14 +178,14 @@ def gavie_estimates(args: argparse.Namespace, predictions: Path, regions_file: P
 def gavie(args: argparse.Namespace, data: dict, predictions: Path, output_dir: Path) -> dict:
     folder = output_dir / "gavie"
     regions = data["release"] / "vg_annotation.json"
-    estimates = gavie_estimates(args, predictions, regions, folder)
     if judge_is_set(args):
         _step("gavie", f"scoring with {args.judge_model} ({args.base_url or 'OpenAI'}); replies are cached")
         _cli(gavie_command(args, predictions, regions, folder, dry_run=False))
-        return {"summary": json.loads((folder / "summary.json").read_text()), **estimates, "dry_run": False}
+        return {"summary": json.loads((folder / "summary.json").read_text()), "dry_run": False}
     _step("gavie", f"no judge set (${args.api_key_env} or --base-url): dry run, nothing is sent")
     _cli(gavie_command(args, predictions, regions, folder, dry_run=True))
-    return {"summary": None, **estimates, "dry_run": True}
+    # the report also prices LRV's full evaluation set, which the command above cannot know
+    return {"summary": None, **gavie_estimates(args, predictions, regions, folder), "dry_run": True}
 
 
 # -- 5. report ---------------------------------------------------------------------------------------------------------
@@ -309,13 +309,13 @@ def write_report(output_dir: Path, args, data, run, losses, pope_summary, gavie_
                 f"| GAVIE {key} | " + " | ".join(_fmt(gavie_figures.get(m, {}).get(key), 2) for m in models) + " |"
             )
     lines.append("")
-    here, full = gavie_result["here"], gavie_result["full"]
 
     def cost(estimate) -> str:
         return "unknown (no price for this model)" if estimate.cost_usd is None else f"${estimate.cost_usd:.4f}"
 
     gavie_dir = output_dir / "gavie"
     if gavie_result["dry_run"]:
+        here, full = gavie_result["here"], gavie_result["full"]
         command = "lrv-hf " + shlex.join(
             gavie_command(
                 args, output_dir / "predictions.jsonl", data["release"] / "vg_annotation.json", gavie_dir, False
