@@ -164,7 +164,12 @@ def test_packing_k5_sends_a_fifth_of_the_prompts(chat_server, gavie_judge):
     run = score(predictions, REGIONS, gavie_judge, answers_per_prompt=5, progress=False)
     assert chat_server.request_count == 4
     assert [r["answer_slot"] for r in run.rows[:5]] == [1, 2, 3, 4, 5]
-    prompt = chat_server.chat_requests[0].body["messages"][0]["content"]
+    # calls run concurrently, so the server may record them in any order: find the first pack's prompt by its question
+    (prompt,) = [
+        r.body["messages"][0]["content"]
+        for r in chat_server.chat_requests
+        if predictions[0].question in r.body["messages"][0]["content"]
+    ]
     assert answers_in(prompt) == [p.answer for p in predictions[:5]]
     assert all((r["accuracy"], r["relevancy"]) == scores_for(r["answer"]) for r in run.rows)
 
