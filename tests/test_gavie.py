@@ -1,4 +1,4 @@
-"""GAVIE: the released prompt (snapshots), the liberal parser, scoring through the loopback judge, the CLI."""
+"""GAVIE: the released prompt (snapshots), scoring through the loopback judge, the CLI (the parser: test_gavie_parse)."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 from chat_server import Fault
 from gavie_replies import answers_in, gavie_reply, scores_for
 
-from lrv_hf.gavie import build_prompt, describe, pack, parse_reply, score, summarise
+from lrv_hf.gavie import build_prompt, describe, pack, score, summarise
 from lrv_hf.gavie.score import Prediction
 from lrv_hf.judge import Judge, cache_key
 
@@ -54,55 +54,6 @@ def test_single_answer_prompt_snapshot():
     prompt = build_prompt(example["regions"][:3], example["instruction"], example["answers"][:1])
     assert prompt == (HERE / "snapshots" / "gavie_prompt_k1.txt").read_text(encoding="utf-8")
     assert "Answer2" not in prompt and prompt.endswith("accuracy: \nscore of answer1: \nreason: \n")
-
-
-# -- parser ----------------------------------------------------------------------------------------------------------
-REPLIES = {
-    "release": "relevancy: \nscore of answer1: 8\nreason: follows it.\nscore of answer2: 3\nreason: drifts\n"
-    "over two lines.\n\naccuracy: \nscore of answer1: 9\nreason: right\nscore of answer2: 2\nreason: a glass",
-    "markdown": "**Relevancy**\n- Answer 1: 8/10 — follows it.\n- Answer 2: 3/10 — drifts\n\n"
-    "**Accuracy**:\n- Answer 1: 9/10 — right\n- Answer 2: 2 out of 10 — a glass",
-    "accuracy first": "### Accuracy\nscore of the answer1: 9\nreason: right\nscore of the answer2: 2\nreason: a glass"
-    "\n\n### Relevancy Score:\nscore of answer 1: 8\nreason: follows it.\nscore of answer 2: 3\nreason: drifts",
-    "blocks": "Answer 1:\nRelevancy: 8\nAccuracy: 9\nReason: fine.\n\nAnswer 2:\nrelevancy - 3\naccuracy: 20/100",
-    "hundreds": "Relevancy:\nAnswer1: 80/100\nAnswer2: 30/100\nAccuracy:\nAnswer1: 90/100\nAnswer2: 20/100",
-}
-
-
-@pytest.mark.parametrize("style", sorted(REPLIES))
-def test_parser_reads_every_style_to_the_same_scores(style):
-    parsed = parse_reply(REPLIES[style], 2)
-    assert parsed.scores == {"accuracy": [9.0, 2.0], "relevancy": [8.0, 3.0]}
-    assert parsed.all_complete
-
-
-def test_parser_keeps_reasons_exact_and_multiline():
-    parsed = parse_reply(REPLIES["release"], 2)
-    assert parsed.reasons["relevancy"] == ["follows it.", "drifts\nover two lines."]
-    assert parsed.reasons["accuracy"] == ["right", "a glass"]
-    assert parse_reply(REPLIES["markdown"], 2).reasons["accuracy"] == ["right", "a glass"]
-
-
-def test_parser_single_answer_without_numbering():
-    parsed = parse_reply("Relevancy: 7\nReason: on topic.\nAccuracy: 4/10\nReason: invents a dog.", 1)
-    assert parsed.scores == {"accuracy": [4.0], "relevancy": [7.0]}
-    assert parsed.reasons["accuracy"] == ["invents a dog."]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [None, "", "I cannot score these.", "relevancy: \nscore of answer1: 11\naccuracy: \nscore of answer1: 5",
-     "relevancy: \nscore of answer1: 8\n"],
-)  # fmt: skip
-def test_parser_reports_unreadable_as_none_never_zero(text):
-    parsed = parse_reply(text, 1)
-    assert not parsed.complete(0)
-    assert 0.0 not in parsed.scores["accuracy"] + parsed.scores["relevancy"]
-
-
-def test_parser_ignores_slots_the_prompt_did_not_ask_for():
-    parsed = parse_reply("relevancy:\nscore of answer1: 5\nscore of answer3: 9\naccuracy:\nscore of answer1: 6", 2)
-    assert parsed.scores == {"accuracy": [6.0, None], "relevancy": [5.0, None]}
 
 
 # -- scoring through the loopback judge ----------------------------------------------------------------------------
