@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_regions
     from ..judge.cli import judge_from_args
     from .report import format_table, write_outputs
-    from .score import estimate, read_predictions, score
+    from .score import estimate, nothing_scored, read_predictions, score
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,4 +79,8 @@ def run(args: argparse.Namespace) -> int:
     paths = write_outputs(out, result.rows, summary)
     print(format_table(summary))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    problem = nothing_scored(result.rows)
+    if problem:  # a run without a single score is a failed run, whatever the HTTP status said
+        print(f"lrv-hf gavie: error: {problem}", file=sys.stderr)
+        return 1
     return 0
