@@ -19,7 +19,12 @@ def add_parser(subparsers):
     parser.add_argument("--regions", required=True, help="dense captions: LRV vg_annotation.json or VG regions")
     parser.add_argument("--output-dir", required=True, help="summary.json, scores.jsonl, report.md, report.png")
     parser.add_argument("--answers-per-prompt", type=int, default=1, help="K answers to one instruction per prompt")
-    parser.add_argument("--legacy-prompt", action="store_true", help="the released prompt byte for byte")
+    parser.add_argument(
+        "--legacy-prompt",
+        action="store_true",
+        help="the release's prompts/GAVIE.txt byte for byte, Height printed from the width as there (not the text of "
+        "the release's Evaluation/evaluate.py, which differs in wording and format and writes one prompt per image)",
+    )
     parser.add_argument("--judge-samples", type=int, default=1, help="draws per prompt (median + judge noise)")
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply")
     add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)")
