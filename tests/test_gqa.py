@@ -218,6 +218,9 @@ def test_references_in_gqa_own_format_and_as_jsonl(tmp_path):
     rows.write_text('{"question_id": 7, "question": "Q?", "answer": "A"}\n\n{"question_id": "8", "question": "R?", '
                     '"answer": "B", "image_id": 3}\n')  # fmt: skip
     assert read_references(rows) == {"7": Reference("7", "Q?", "A"), "8": Reference("8", "R?", "B", "3")}
+    listed = tmp_path / "refs.json"
+    listed.write_text('[{"question_id": 7, "question": "Q?", "answer": "A"}]')
+    assert read_references(listed) == {"7": Reference("7", "Q?", "A")}
 
 
 @pytest.mark.parametrize(
@@ -306,6 +309,17 @@ def test_cli_dry_run_sends_nothing(chat_server, gqa_files, tmp_path):
     assert chat_server.request_count == 0 and not (tmp_path / "o" / "summary.json").exists()
 
 
+def test_cli_batch_mode_gives_the_same_verdicts(chat_server, gqa_files, tmp_path):
+    chat_server.reply = gqa_judge_reply
+    references, files = gqa_files
+    done = cli("--references", references, "--predictions", *files, "--judge-model", "gpt-4o", "--output-dir",
+               tmp_path / "o", "--base-url", chat_server.url, "--batch", "--poll-interval", "0.01")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["by_model"]["base"]["accuracy"] == 0.5 and summary["by_model"]["lrv"]["correct"] == 4
+    assert chat_server.request_count == 0 and chat_server.batch_lines == 5 + 2  # the re-asks go through batches too
+
+
 def test_cli_run_that_judges_nothing_exits_nonzero_with_the_judge_words(chat_server, gqa_files, tmp_path):
     chat_server.reply = lambda body: "I'm unable to grade student work."
     references, files = gqa_files
@@ -330,3 +344,45 @@ def test_cli_bad_input_is_one_line(gqa_files, tmp_path, content, message):
                tmp_path / "o", "--base-url", "http://127.0.0.1:9/v1", "--dry-run")  # fmt: skip
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_sigkill_midway_then_resume_pays_nothing_twice(chat_server, gqa_files, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    chat_server.reply, chat_server.latency = gqa_judge_reply, 0.2
+    references, files = gqa_files
+    common = ["--references", references, "--predictions", *files, "--judge-model", "gpt-4o", "--base-url",
+              chat_server.url, "--concurrency", "1", "--no-progress"]  # fmt: skip
+    reference = cli(*common, "--output-dir", tmp_path / "ref")
+    assert reference.returncode == 0, reference.stderr
+    chat_server.reset()
+
+    out = tmp_path / "resumed"
+    cache = out / "judge_cache.sqlite"
+    process = subprocess.Popen([LRV_HF, "gqa-judge", *map(str, common), "--output-dir", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    cached_before, deadline = 0, time.monotonic() + 60
+    while time.monotonic() < deadline and cached_before < 2:
+        if cache.exists():
+            try:
+                with sqlite3.connect(cache) as db:
+                    cached_before = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+            except sqlite3.OperationalError:
+                cached_before = 0
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 2 <= cached_before < 7, "the kill must land mid-run"
+    with sqlite3.connect(cache) as db:
+        survived = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+    paid_before = len(chat_server.completed)
+    chat_server.reset()
+
+    resumed = cli(*common, "--output-dir", out)
+    assert resumed.returncode == 0, resumed.stderr
+    # 5 prompts + 2 re-asks in all: what was cached before the kill is not paid again (at most the call in flight)
+    assert survived + len(chat_server.completed) == 7
+    assert paid_before + len(chat_server.completed) <= 7 + 1
+    assert (out / "scores.jsonl").read_text() == (tmp_path / "ref" / "scores.jsonl").read_text()
