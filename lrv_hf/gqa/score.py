@@ -129,7 +129,7 @@ def read_predictions(path: str | Path) -> list[GQAAnswer]:
                 answer,
                 _identifier(question_id),
                 _identifier(row.get("image_id")),
-            ),  # fmt: skip
+            )
         )
     if not answers:
         raise InputError(f"{path}: the file holds no predictions")
@@ -140,11 +140,13 @@ def join(answers: list[GQAAnswer], references: dict[str, Reference], references_
     """The question id of every answer: its own `question_id` first, then image id + question, then the question
     alone when exactly one reference asks it. An answer that matches nothing, or two answers of one model to one
     question, is an `InputError` naming the row."""
-    by_image_question = {(r.image_id, r.question): r.question_id for r in references.values() if r.image_id}
+    by_image_question: dict[tuple[str | None, str], str] = {}
     by_question: dict[str, list[str]] = defaultdict(list)
-    if any(a.question_id is None for a in answers):
+    if any(a.question_id is None for a in answers):  # the text indexes only when some row needs them
         for reference in references.values():
             by_question[reference.question].append(reference.question_id)
+            if reference.image_id:
+                by_image_question[(reference.image_id, reference.question)] = reference.question_id
     seen: dict[tuple[str, str], str] = {}
     question_ids = []
     for answer in answers:
