@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import cli as demo_cli
     from .gavie import cli as gavie_cli
     from .generate import cli as generate_cli
+    from .gqa import cli as gqa_cli
     from .pope import cli as pope_cli
     from .train import cli as train_cli
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_parser(subparsers)
     train_cli.add_parser(subparsers)
     gavie_cli.add_parser(subparsers)
+    gqa_cli.add_parser(subparsers)
     generate_cli.add_parser(subparsers)
     pope_cli.add_parser(subparsers)
     infer.add_parser(subparsers)

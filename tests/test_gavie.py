@@ -1,4 +1,4 @@
-"""GAVIE: the released prompt (snapshots), the liberal parser, scoring through the loopback judge, the CLI."""
+"""GAVIE: the released prompt (snapshots), scoring through the loopback judge, the CLI (the parser: test_gavie_parse)."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 from chat_server import Fault
 from gavie_replies import answers_in, gavie_reply, scores_for
 
-from lrv_hf.gavie import build_prompt, describe, pack, parse_reply, score, summarise
+from lrv_hf.gavie import build_prompt, describe, pack, score, summarise
 from lrv_hf.gavie.score import Prediction
 from lrv_hf.judge import Judge, cache_key
 
@@ -54,55 +54,6 @@ def test_single_answer_prompt_snapshot():
     prompt = build_prompt(example["regions"][:3], example["instruction"], example["answers"][:1])
     assert prompt == (HERE / "snapshots" / "gavie_prompt_k1.txt").read_text(encoding="utf-8")
     assert "Answer2" not in prompt and prompt.endswith("accuracy: \nscore of answer1: \nreason: \n")
-
-
-# -- parser ----------------------------------------------------------------------------------------------------------
-REPLIES = {
-    "release": "relevancy: \nscore of answer1: 8\nreason: follows it.\nscore of answer2: 3\nreason: drifts\n"
-    "over two lines.\n\naccuracy: \nscore of answer1: 9\nreason: right\nscore of answer2: 2\nreason: a glass",
-    "markdown": "**Relevancy**\n- Answer 1: 8/10 — follows it.\n- Answer 2: 3/10 — drifts\n\n"
-    "**Accuracy**:\n- Answer 1: 9/10 — right\n- Answer 2: 2 out of 10 — a glass",
-    "accuracy first": "### Accuracy\nscore of the answer1: 9\nreason: right\nscore of the answer2: 2\nreason: a glass"
-    "\n\n### Relevancy Score:\nscore of answer 1: 8\nreason: follows it.\nscore of answer 2: 3\nreason: drifts",
-    "blocks": "Answer 1:\nRelevancy: 8\nAccuracy: 9\nReason: fine.\n\nAnswer 2:\nrelevancy - 3\naccuracy: 20/100",
-    "hundreds": "Relevancy:\nAnswer1: 80/100\nAnswer2: 30/100\nAccuracy:\nAnswer1: 90/100\nAnswer2: 20/100",
-}
-
-
-@pytest.mark.parametrize("style", sorted(REPLIES))
-def test_parser_reads_every_style_to_the_same_scores(style):
-    parsed = parse_reply(REPLIES[style], 2)
-    assert parsed.scores == {"accuracy": [9.0, 2.0], "relevancy": [8.0, 3.0]}
-    assert parsed.all_complete
-
-
-def test_parser_keeps_reasons_exact_and_multiline():
-    parsed = parse_reply(REPLIES["release"], 2)
-    assert parsed.reasons["relevancy"] == ["follows it.", "drifts\nover two lines."]
-    assert parsed.reasons["accuracy"] == ["right", "a glass"]
-    assert parse_reply(REPLIES["markdown"], 2).reasons["accuracy"] == ["right", "a glass"]
-
-
-def test_parser_single_answer_without_numbering():
-    parsed = parse_reply("Relevancy: 7\nReason: on topic.\nAccuracy: 4/10\nReason: invents a dog.", 1)
-    assert parsed.scores == {"accuracy": [4.0], "relevancy": [7.0]}
-    assert parsed.reasons["accuracy"] == ["invents a dog."]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [None, "", "I cannot score these.", "relevancy: \nscore of answer1: 11\naccuracy: \nscore of answer1: 5",
-     "relevancy: \nscore of answer1: 8\n"],
-)  # fmt: skip
-def test_parser_reports_unreadable_as_none_never_zero(text):
-    parsed = parse_reply(text, 1)
-    assert not parsed.complete(0)
-    assert 0.0 not in parsed.scores["accuracy"] + parsed.scores["relevancy"]
-
-
-def test_parser_ignores_slots_the_prompt_did_not_ask_for():
-    parsed = parse_reply("relevancy:\nscore of answer1: 5\nscore of answer3: 9\naccuracy:\nscore of answer1: 6", 2)
-    assert parsed.scores == {"accuracy": [6.0, None], "relevancy": [5.0, None]}
 
 
 # -- scoring through the loopback judge ----------------------------------------------------------------------------
@@ -410,3 +361,50 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(chat_server, gavie_file
     summary = json.loads((out / "summary.json").read_text())
     ref_summary.pop("judge"), summary.pop("judge")
     assert summary == ref_summary
+
+
+# -- a run that scores nothing fails loudly (issue 14, item 13) ----------------------------------------------------
+def test_cli_run_that_scores_nothing_exits_nonzero_and_shows_the_reply(chat_server, gavie_files, tmp_path):
+    chat_server.reply = lambda body: "I'm sorry, but I can't assist with scoring these answers."
+    predictions, regions = gavie_files
+    out = tmp_path / "o"
+    done = cli("--predictions", predictions, "--regions", regions, "--judge-model", "gpt-4o", "--output-dir", out,
+               "--base-url", chat_server.url, "--max-reasks", "1", "--no-progress")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "scored none of the 20 answers" in done.stderr and "judge reply could not be read" in done.stderr
+    assert (
+        "I'm sorry, but I can't assist with scoring these answers." in done.stderr and "Traceback" not in done.stderr
+    )
+    summary = json.loads((out / "summary.json").read_text())  # kept so the user can read every reply
+    assert summary["n_scored"] == 0
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert {r["raw_reply"] for r in rows} == {"I'm sorry, but I can't assist with scoring these answers."}
+
+
+def test_cli_run_with_some_scores_still_exits_zero(chat_server, gavie_files, tmp_path):
+    def half(body):
+        prompt = body["messages"][0]["content"]
+        return "no." if "base says" in prompt else gavie_reply(body)
+
+    chat_server.reply = half
+    predictions, regions = gavie_files
+    done = cli("--predictions", predictions, "--regions", regions, "--judge-model", "gpt-4o", "--output-dir",
+               tmp_path / "o", "--base-url", chat_server.url, "--max-reasks", "0", "--no-progress")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["coverage"] == 0.5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs lrv_hf.judge to keep the error text of an HTTP 200 error body in JudgeResult.error (helper judge)",
+)
+def test_cli_judge_answering_200_with_an_error_body_exits_nonzero_with_the_provider_text(
+    chat_server, gavie_files, tmp_path
+):
+    chat_server.reply = lambda body: {"error": {"message": "You exceeded your current quota", "code": "quota"}}
+    predictions, regions = gavie_files
+    done = cli("--predictions", predictions, "--regions", regions, "--judge-model", "gpt-4o", "--output-dir",
+               tmp_path / "o", "--base-url", chat_server.url, "--max-reasks", "0", "--max-retries", "0",
+               "--no-progress")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "You exceeded your current quota" in done.stderr and "Traceback" not in done.stderr

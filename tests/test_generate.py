@@ -32,7 +32,6 @@ from lrv_hf.generate.parse import (
     MISSING_ANSWER,
     MISSING_TASK,
     TRUNCATED,
-    UNKNOWN_TASK,
 )
 from lrv_hf.generate.prompt import KINDS, NEGATIVE_EXISTENT, NEGATIVE_KNOWLEDGE, NEGATIVE_NONEXISTENT, POSITIVE
 from lrv_hf.judge import Judge, JudgeRequest, JudgeResult, cache_key
@@ -66,12 +65,14 @@ def test_prompt_follows_the_released_protocol():
     assert "Come up with 20 diverse instructions" in positive and "less than 30 words" in positive
     assert "Muli-choice VQA" in positive and "Each task should have less than 3 instructions." in positive
     assert positive.endswith("Output format:\nInstruction: \ninstruction example\nAnswer: \nanswer example\nTask: \n"
-                             "task sample")  # fmt: skip
+                             "task sample\n")  # fmt: skip
     for kind in (NEGATIVE_NONEXISTENT, NEGATIVE_EXISTENT, NEGATIVE_KNOWLEDGE):
         negative = build_prompt(kind, REGIONS)
         assert "Width: 65 Height: 72\n\n\nCome up with 6 misleading instructions" in negative
+        # the released files end in one newline, the wrong-attribute prompt in two
+        ending = "\n\n" if kind == NEGATIVE_EXISTENT else "\n"
         assert negative.endswith("Please also explain the reason.\n\nOutput format:\nInstruction: \n"
-                                 "instruction example\nReason:\nReason example")  # fmt: skip
+                                 "instruction example\nReason:\nReason example" + ending)  # fmt: skip
     assert "nonexistent elements (nonexistent objects" in build_prompt(NEGATIVE_NONEXISTENT, REGIONS)
     assert "existing objects with wrong attributes" in build_prompt(NEGATIVE_EXISTENT, REGIONS)
     assert "wrong knowledge" in build_prompt(NEGATIVE_KNOWLEDGE, REGIONS)
@@ -91,7 +92,7 @@ POSITIVE_ITEMS = [
         "Referring expression",
     ),
     ("Explain the scene in detail.", " ".join(["word"] * 30), "Image Captioning"),  # 30 words: too long
-    ("Is the scene joyful?", "It looks calm.", "Emotion Guessing"),  # not one of the ten tasks
+    ("Is the scene joyful?", "It looks calm.", "Emotion Guessing"),  # not a known task: kept under its own name
     ("what color is the ball in the picture", "Purple.", "Object Attribute Detection"),  # a repeat of the first
     ("", "An answer to nothing.", "Visual Entailment"),
     ("Is the sign blue?", None, "Visual Entailment"),
@@ -103,8 +104,9 @@ POSITIVE_KEPT = [
     ("Which shape is shown: a ball, a cup or a tree?", "A ball.", "Multi-choice VQA"),
     ("Point out the sign at the bottom left.", "The blue sign at the bottom left, X: 19 Y: 98.",
      "Referential Expression Grounding"),
+    ("Is the scene joyful?", "It looks calm.", "Emotion Guessing"),
 ]  # fmt: skip
-POSITIVE_DROPS = [LONG_ANSWER, UNKNOWN_TASK, DUPLICATE, EMPTY_INSTRUCTION, MISSING_ANSWER, MISSING_TASK]
+POSITIVE_DROPS = [LONG_ANSWER, DUPLICATE, EMPTY_INSTRUCTION, MISSING_ANSWER, MISSING_TASK]
 
 
 def negative_items(kind: str) -> list[tuple]:
@@ -213,12 +215,24 @@ def test_parser_edge_cases():
     assert [i.answer for i in twice] == ["one", "two"] and twice[1].instruction is None
 
 
-def test_task_names_are_mapped_or_rejected():
+def test_task_names_are_mapped_to_the_known_list():
     assert canonical_task("image captioning") == "Image Captioning"
     assert canonical_task("Muli-choice VQA") == canonical_task("Multiple Choice VQA") == "Multi-choice VQA"
     assert canonical_task("Visual Commonsense reasoning") == "Visual Commonsense Reasoning"
     assert canonical_task("referring expression grounding task") == "Referential Expression Grounding"
     assert canonical_task("Object Counting") is None and canonical_task("") is None
+    # the paper names 16 tasks; the six beyond the released prompt's ten are known too
+    assert canonical_task("optical character recognition") == "OCR"
+    assert canonical_task("image anomaly detection task") == "Image Anomaly Detection"
+    assert canonical_task("Facial expression recognition") == "Facial Expression Detection"
+
+
+def test_an_unlisted_task_is_kept_under_its_own_name():
+    row, reason = validate(Item("Is the scene joyful?", "It looks calm.", None, "Emotion Guessing"), POSITIVE)
+    assert reason is None and row == {"question": "Is the scene joyful?", "answer": "It looks calm.",
+                                      "task": "Emotion Guessing"}  # fmt: skip
+    row, _ = validate(Item("Q?", "A.", None, "muli-choice vqa"), POSITIVE)
+    assert row["task"] == "Multi-choice VQA"
 
 
 def test_validate_reasons():
@@ -311,7 +325,9 @@ def test_generate_rows_drops_summary_resume_and_dataset_build(chat_server, relea
     assert summary["kinds"] == list(kinds) and summary["output"] == "instructions.json"
     assert summary["calls"] == 21 and summary["cached"] == 0 and summary["failed"] == 0
     assert summary["rows_kept"] == len(rows) and summary["replies_without_instructions"] == 1
-    assert summary["rows_by_kind"] == {POSITIVE: 4 * good_styles + 2, NEGATIVE_NONEXISTENT: 14, NEGATIVE_EXISTENT: 14}
+    assert summary["rows_by_kind"] == {POSITIVE: 5 * good_styles + 2, NEGATIVE_NONEXISTENT: 14, NEGATIVE_EXISTENT: 14}
+    assert summary["unlisted_tasks"] == {"Emotion Guessing": good_styles}  # kept and counted, not dropped
+    assert summary["rows_by_task"]["Emotion Guessing"] == good_styles
     assert summary["dropped_by_reason"] == {
         **{reason: good_styles for reason in POSITIVE_DROPS if reason != MISSING_ANSWER},
         MISSING_ANSWER: good_styles + 7 * 2,  # and one negative per image and kind

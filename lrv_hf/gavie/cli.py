@@ -19,7 +19,12 @@ def add_parser(subparsers):
     parser.add_argument("--regions", required=True, help="dense captions: LRV vg_annotation.json or VG regions")
     parser.add_argument("--output-dir", required=True, help="summary.json, scores.jsonl, report.md, report.png")
     parser.add_argument("--answers-per-prompt", type=int, default=1, help="K answers to one instruction per prompt")
-    parser.add_argument("--legacy-prompt", action="store_true", help="the released prompt byte for byte")
+    parser.add_argument(
+        "--legacy-prompt",
+        action="store_true",
+        help="the release's prompts/GAVIE.txt byte for byte, Height printed from the width as there (not the text of "
+        "the release's Evaluation/evaluate.py, which differs in wording and format and writes one prompt per image)",
+    )
     parser.add_argument("--judge-samples", type=int, default=1, help="draws per prompt (median + judge noise)")
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply")
     add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)")
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_regions
     from ..judge.cli import judge_from_args
     from .report import format_table, write_outputs
-    from .score import estimate, read_predictions, score
+    from .score import estimate, nothing_scored, read_predictions, score
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,4 +84,8 @@ def run(args: argparse.Namespace) -> int:
     paths = write_outputs(out, result.rows, summary)
     print(format_table(summary))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    problem = nothing_scored(result.rows)
+    if problem:  # a run without a single score is a failed run, whatever the HTTP status said
+        print(f"lrv-hf gavie: error: {problem}", file=sys.stderr)
+        return 1
     return 0

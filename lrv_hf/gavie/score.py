@@ -176,6 +176,7 @@ def score(
     # (pack, draw) -> per slot: (parsed reply, slot, result) of the first reply that scored that slot
     outcome: dict[tuple[int, int], list[tuple | None]] = {}
     failures: dict[tuple[int, int], str] = {}
+    unread: dict[tuple[int, int], str] = {}  # the last reply that could not be read, shown to the user
     used: list[JudgeResult] = []
     for attempt in range(max_reasks + 1):
         if not requests:
@@ -199,6 +200,7 @@ def score(
                         slots[slot] = (parsed, slot, result)
                 if not all(slots):
                     failures[(number, draw)] = "judge reply could not be read"
+                    unread[(number, draw)] = result.text
             if not all(slots) and attempt < max_reasks:
                 sample = draw + (attempt + 1) * REASK_STRIDE
                 reask.append(JudgeRequest(result.request.messages, sample=sample, metadata=result.request.metadata))
@@ -209,6 +211,8 @@ def score(
             draws = [outcome[(number, draw)][slot] for draw in range(judge_samples)]
             reason = next((failures.get((number, d)) for d in range(judge_samples) if draws[d] is None), None)
             rows[index] = _row(predictions[index], draws, slot, len(members), reason)
+            if not rows[index]["scored"]:
+                rows[index]["raw_reply"] = next((unread.get((number, d)) for d in range(judge_samples)), None)
     settings = {
         "answers_per_prompt": answers_per_prompt,
         "legacy_prompt": legacy_prompt,
@@ -249,6 +253,19 @@ def _row(prediction: Prediction, draws: list[tuple | None], slot: int, pack_size
             for d in draws
         ]
     return row
+
+
+def nothing_scored(rows: list[dict]) -> str | None:
+    """Why a run scored no answer at all (the reasons and the judge's own words), or `None` when it scored any."""
+    if not rows or any(r["scored"] for r in rows):
+        return None
+    reasons = Counter(r["unscored_reason"] or "unknown" for r in rows)
+    worst, _ = reasons.most_common(1)[0]
+    said = next((r["raw_reply"] for r in rows if r["raw_reply"]), None)
+    said = f"; the judge replied: {' '.join(said.split())[:300]!r}" if said else ""
+    counts = ", ".join(f"{n} {reason.split(':')[0]}" for reason, n in reasons.most_common())
+    plural = "s" if len(rows) != 1 else ""
+    return f"the judge scored none of the {len(rows)} answer{plural} ({counts}): {worst}{said}"
 
 
 # -- aggregation ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..data.release import image_path, read_regions
 from ..errors import InputError
 from ..judge import Judge, JudgeRequest, JudgeResult
-from .parse import DUPLICATE, TRUNCATED, instruction_key, parse_reply, validate
+from .parse import DUPLICATE, KNOWN_TASKS, NEGATIVE_TASK, TRUNCATED, instruction_key, parse_reply, validate
 from .prompt import DEFAULT_KINDS, KINDS, POSITIVE, build_messages
 
 
@@ -205,6 +205,12 @@ def collect(results: list[JudgeResult], judge: Judge) -> Generation:
         "rows_kept": len(rows),
         "rows_by_kind": dict(kept),
         "rows_by_task": dict(sorted(Counter(row["task"] for row in rows).items())),
+        # kept under the name the model wrote: a reader sees at once how many rows fall outside the known tasks
+        "unlisted_tasks": dict(
+            sorted(
+                Counter(r["task"] for r in rows if r["task"] not in KNOWN_TASKS and r["task"] != NEGATIVE_TASK).items()
+            )
+        ),
         "rows_dropped": sum(1 for d in dropped if d["problem"] != NO_INSTRUCTIONS),
         "dropped_by_reason": dict(
             sorted(Counter(d["problem"] for d in dropped if d["problem"] != NO_INSTRUCTIONS).items())

@@ -2,7 +2,8 @@
 
 Models write `Instruction:` or `**Instruction 3:**` or `1. Instruction:`, put values on the label's line or the next,
 add blank lines, preambles and closing remarks, and stop mid-item at the token limit. The parser accepts all of that;
-`validate` then keeps a row only when it meets the protocol, and names the reason when it does not.
+`validate` then keeps a row only when it meets the protocol, and names the reason when it does not. A task name
+outside the known list is no fault: the row keeps the name as written, and the run summary counts it.
 """
 
 import re
@@ -18,7 +19,6 @@ EMPTY_INSTRUCTION = "empty instruction"
 MISSING_ANSWER = "missing answer"
 MISSING_TASK = "missing task"
 LONG_ANSWER = f"answer of {MAX_ANSWER_WORDS}+ words"
-UNKNOWN_TASK = "unknown task"
 DUPLICATE = "duplicate instruction"
 TRUNCATED = "truncated reply"
 
@@ -47,8 +47,20 @@ def _key(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
-# spellings models use for the ten tasks (the prompt's own "Muli-choice" typo included), by their `_key`
-TASK_ALIASES = {_key(task): task for task in TASKS} | {
+# the tasks the paper's statistics name besides the ten the released positive prompt lists (16 in the paper's count)
+PAPER_TASKS = (
+    "Object Detection",
+    "Image Quality Assessment",
+    "Image Anomaly Detection",
+    "OCR",
+    "Dense Captioning",
+    "Facial Expression Detection",
+    "Semantic Segmentation",
+)
+KNOWN_TASKS = TASKS + PAPER_TASKS
+
+# spellings models use for the known tasks (the prompt's own "Muli-choice" typo included), by their `_key`
+TASK_ALIASES = {_key(task): task for task in KNOWN_TASKS} | {
     _key(alias): task
     for task, aliases in {
         "Image Captioning": ("image caption", "captioning", "image description"),
@@ -74,13 +86,18 @@ TASK_ALIASES = {_key(task): task for task in TASKS} | {
             "referential grounding",
             "referring expression",
         ),
+        "Image Quality Assessment": ("image quality", "quality assessment"),
+        "Image Anomaly Detection": ("anomaly detection",),
+        "OCR": ("optical character recognition", "text recognition", "scene text recognition"),
+        "Dense Captioning": ("dense caption", "region captioning"),
+        "Facial Expression Detection": ("facial expression recognition", "facial expression"),
     }.items()
     for alias in aliases
 }
 
 
 def canonical_task(name: str) -> str | None:
-    """The protocol's name for a task as a model wrote it (`"muli-choice VQA"` -> `"Multi-choice VQA"`), else None."""
+    """The known name of a task as a model wrote it (`"muli-choice VQA"` -> `"Multi-choice VQA"`), else None."""
     key = _key(name)
     if key.endswith(" task"):
         key = key[: -len(" task")]
@@ -157,7 +174,8 @@ def parse_reply(text: str) -> list[Item]:
 def validate(item: Item, kind: str) -> tuple[dict | None, str | None]:
     """`(row fields, None)` when `item` meets the protocol of `kind`, else `(None, reason)`.
 
-    Row fields are `question`, `answer` and `task`; a negative's reason is its answer and its task is `"negative"`.
+    Row fields are `question`, `answer` and `task`; a negative's reason is its answer and its task is `"negative"`; a
+    positive's task is its known name (`KNOWN_TASKS`) or, outside that list, the name as written.
     """
     question = item.instruction or ""
     if not question:
@@ -174,9 +192,8 @@ def validate(item: Item, kind: str) -> tuple[dict | None, str | None]:
         return None, MISSING_TASK
     if len(answer.split()) >= MAX_ANSWER_WORDS:
         return None, LONG_ANSWER
-    task = canonical_task(item.task)
-    if task is None:
-        return None, UNKNOWN_TASK
+    # a task outside the known list keeps the name the model gave it: the summary counts it, nothing is lost
+    task = canonical_task(item.task) or item.task
     return {"question": question, "answer": answer, "task": task}, None
 
 

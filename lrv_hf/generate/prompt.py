@@ -1,7 +1,8 @@
 """The LRV-Instruction generation prompts: dense captions with boxes, then the request for one kind of instruction.
 
-The positive and both negative prompts follow the released ones character for character (preamble, box list, counts,
-constraints, output format, blank lines and trailing spaces); knowledge manipulation is written in the same style.
+The positive and both negative prompts reproduce the released files byte for byte (preamble, box list, counts,
+constraints, output format, blank lines, trailing spaces and final newlines); knowledge manipulation is written in the
+same style.
 """
 
 POSITIVE = "positive"
@@ -54,6 +55,8 @@ NEGATIVE_REQUESTS = {
 }
 POSITIVE_FORMAT = "Output format:\nInstruction: \ninstruction example\nAnswer: \nanswer example\nTask: \ntask sample"
 NEGATIVE_FORMAT = "Output format:\nInstruction: \ninstruction example\nReason:\nReason example"
+# the released files end differently: one newline, except the wrong-attribute prompt's two
+ENDINGS = {POSITIVE: "\n", NEGATIVE_NONEXISTENT: "\n", NEGATIVE_EXISTENT: "\n\n", NEGATIVE_KNOWLEDGE: "\n"}
 
 # the ten tasks of the positive prompt, as rows name them
 TASKS = (
@@ -92,9 +95,9 @@ def build_prompt(kind: str, regions: list[dict]) -> str:
     """
     boxes = "".join(box_line(region) + "\n" for region in regions)
     if kind == POSITIVE:
-        return f"{HEADER}{boxes}\n{TASK_LINE}\n\n{POSITIVE_REQUEST}\n\n{POSITIVE_FORMAT}"
+        return f"{HEADER}{boxes}\n{TASK_LINE}\n\n{POSITIVE_REQUEST}\n\n{POSITIVE_FORMAT}{ENDINGS[kind]}"
     if kind in NEGATIVE_REQUESTS:
-        return f"{HEADER}{boxes}\n\n{NEGATIVE_REQUESTS[kind]}\n\n{NEGATIVE_FORMAT}"
+        return f"{HEADER}{boxes}\n\n{NEGATIVE_REQUESTS[kind]}\n\n{NEGATIVE_FORMAT}{ENDINGS[kind]}"
     raise ValueError(f"`kind` must be one of {', '.join(KINDS)}; got {kind!r}")
 
 
