@@ -258,7 +258,10 @@ def good(image_id="2400001", question="What is it?"):
         ([good(), ["not", "an", "object"]], r"row 1: expected an object, got list"),
         ("", r"filter_cap\.json: the file is empty"),
         ("[]", r"filter_cap\.json: the file holds no rows"),
-        ([good(), good("2400099")], r"1 image\(s\) missing for image_id 2400099; pass --on-bad-rows skip"),
+        (
+            [good(), good("2400099")],
+            r"1 image\(s\) missing for image_id 2400099; set (`on_bad_rows`|--on-bad-rows) to skip",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file_and_row(release, capsys, rows, message):
