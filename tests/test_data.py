@@ -504,9 +504,10 @@ def test_a_rebuild_of_one_split_keeps_the_other_splits(release, tmp_path):
     assert rows_of(release.out) == [("2400001", "Q3?")]
 
 
-def test_a_corrupt_report_of_a_previous_build_is_one_line(release, capsys):
+@pytest.mark.parametrize("text", ['{"instructions/train": {"rows": 3', "[1, 2]", '{"instructions/train": 3}'])
+def test_a_corrupt_report_of_a_previous_build_is_one_line(release, capsys, text):
     release.out.mkdir()
-    (release.out / "build_report.json").write_text('{"instructions/train": {"rows": 3')
+    (release.out / "build_report.json").write_text(text)
     assert release([good()]) == 2
     one_line_error(capsys, r"build_report\.json: not a build report .*delete it")
     assert not (release.out / "instructions").exists()  # refused before building anything

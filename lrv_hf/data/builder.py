@@ -101,7 +101,6 @@ class BuildReport:
     images: int = 0
     duplicates: int = 0
     duplicate_examples: list[str] = field(default_factory=list)
-    conflicts: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     images_without_regions: int = 0
@@ -191,13 +190,13 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
             if regions_file is not None:
                 spool.add_regions(read_regions(regions_file))
             spool.drop_images(self._bad_images(spool, images_dir, bad_rows))
-            report.conflicts, examples = spool.conflicts()
-            if report.conflicts:
-                message = f"{report.conflicts} conflicting duplicate row(s): {examples[0]}"
+            conflicts, examples = spool.conflicts()
+            if conflicts:
+                message = f"{conflicts} conflicting duplicate row(s): {examples[0]}"
                 bad_rows.handle(
                     message + "; set `on_bad_rows` to skip to keep the first answer of each question",
                     reason="conflicting duplicate",
-                    count=report.conflicts,
+                    count=conflicts,
                     examples=examples,
                 )
                 spool.drop_conflicts()

@@ -143,16 +143,13 @@ def _read_reports(output_dir: Path) -> dict:
     path = output_dir / REPORT_FILE
     if not path.is_file():
         return {}
+    fix = "delete it (the next build writes a new one, listing only the configs built after that)"
     try:
         reports = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        reports = err
+        raise InputError(f"{path}: not a build report of lrv-hf ({err}); {fix}") from None
     if not isinstance(reports, dict) or not all(isinstance(r, dict) for r in reports.values()):
-        detail = f" ({reports})" if isinstance(reports, Exception) else ""
-        raise InputError(
-            f"{path}: not a build report of lrv-hf{detail}; delete it (the next build writes a new one, listing only "
-            "the configs built after that)"
-        )
+        raise InputError(f"{path}: not a build report of lrv-hf (expected an object of reports); {fix}")
     return reports
 
 
