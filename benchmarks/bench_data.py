@@ -23,18 +23,18 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 
-def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0, image_kb: int = 0):
+def write_release(root: Path, num_images: int, num_rows: int, seed: int = 0, image_kb: int = 0, side: int = 96):
     rng = random.Random(seed)
     images = root / "images"
     images.mkdir(parents=True)
     ids = [str(1_000_000 + i) for i in range(num_images)]
     regions = {}
     for image_id in ids:
-        image = Image.new("RGB", (96, 96), tuple(rng.randrange(256) for _ in range(3)))
+        image = Image.new("RGB", (side, side), tuple(rng.randrange(256) for _ in range(3)))
         draw = ImageDraw.Draw(image)
         boxes = []
         for _ in range(6):
-            x, y = rng.randrange(80), rng.randrange(80)
+            x, y = rng.randrange(side - 16), rng.randrange(side - 16)
             draw.ellipse([x, y, x + 15, y + 15], fill=tuple(rng.randrange(256) for _ in range(3)))
             boxes.append({"caption": f"a round thing number {rng.randrange(1000)}", "bbox": [x, y, 15, 15]})
         buffer = io.BytesIO()
@@ -88,8 +88,8 @@ def run_child(mode: str, root: Path, out: Path, cold: bool = False) -> dict:
 def child(mode: str, root: Path, out: Path):
     files = [root / "filter_cap.json", root / "filter_cap1.json"]
     if mode == "write":
-        num_images, num_rows, image_kb = map(int, str(out).split(","))
-        write_release(root, num_images, num_rows, image_kb=image_kb)
+        num_images, num_rows, image_kb, side = map(int, str(out).split(","))
+        write_release(root, num_images, num_rows, image_kb=image_kb, side=side)
     elif mode == "read-bytes":
         total = sum(len(p.read_bytes()) for p in (root / "images").iterdir())
         print(f"read {total} image bytes", file=sys.stderr)
@@ -122,6 +122,12 @@ def main():
     parser.add_argument("--rows", type=int, default=320_000)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--image-kb", type=int, default=0, help="pad each image to this size (VG: ~150)")
+    parser.add_argument(
+        "--image-side",
+        type=int,
+        default=96,
+        help="images are N x N pixels (decoding cost grows with pixels; VG: ~500)",
+    )
     parser.add_argument("--cold", action="store_true", help="empty the page cache before each mode (root)")
     parser.add_argument("--skip-naive-above", type=float, default=2.0, help="run the naive way only up to this scale")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "ROOT", "OUT"), help=argparse.SUPPRESS)
@@ -141,7 +147,14 @@ def main():
             root = Path(tmp) / "release"
             # written by a child: a parent that held the rows would pass its RSS on to every forked child
             subprocess.run(
-                [sys.executable, __file__, "--child", "write", str(root), f"{num_images},{num_rows},{args.image_kb}"],
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "write",
+                    str(root),
+                    f"{num_images},{num_rows},{args.image_kb},{args.image_side}",
+                ],
                 check=True,
             )
             raw = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6

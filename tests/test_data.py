@@ -258,7 +258,10 @@ def good(image_id="2400001", question="What is it?"):
         ([good(), ["not", "an", "object"]], r"row 1: expected an object, got list"),
         ("", r"filter_cap\.json: the file is empty"),
         ("[]", r"filter_cap\.json: the file holds no rows"),
-        ([good(), good("2400099")], r"1 image\(s\) missing for image_id 2400099; pass --on-bad-rows skip"),
+        (
+            [good(), good("2400099")],
+            r"1 image\(s\) missing for image_id 2400099; set (`on_bad_rows`|--on-bad-rows) to skip",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file_and_row(release, capsys, rows, message):
@@ -380,3 +383,252 @@ def test_a_parallel_build_writes_the_same_rows(synthetic_release, tmp_path, monk
     columns = ["image_id", "question", "answer", "task", "polarity", "source", "regions"]
     assert one.select_columns(columns).to_list() == two.select_columns(columns).to_list()
     assert [r["image"].tobytes() for r in one] == [r["image"].tobytes() for r in two]
+
+
+# --- fault trials (issue 14): each reproduces a fault the trials found ---------------------------------------------
+
+
+def one_line_error(capsys, pattern):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert __import__("re").search(pattern, err), err
+    return err
+
+
+def test_a_truncated_jpeg_is_a_corrupt_image(release, capsys):
+    data = (release.images / "2400002.jpg").read_bytes()
+    (release.images / "2400002.jpg").write_bytes(data[: len(data) // 2])  # the header is intact: verify() passes
+    assert release([good(), good("2400002")]) == 2
+    one_line_error(capsys, r"2400002\.jpg: corrupt image for image_id 2400002 \(image file is truncated")
+    assert release([good(), good("2400002")], "--on-bad-rows", "skip") == 0
+    assert "skipped 1 (corrupt image)" in capsys.readouterr().out
+    ds = datasets.load_dataset(str(release.out), "instructions", split="train")
+    assert ds["image_id"] == ["2400001"]
+
+
+@pytest.fixture
+def bomb(release):
+    """A 14000 x 14000 PNG (a few KB): over twice PIL's pixel limit, so opening it raises DecompressionBombError."""
+    from PIL import Image
+
+    Image.new("1", (14000, 14000)).save(release.images / "2400003.png")
+    return "2400003.png"
+
+
+def test_a_decompression_bomb_is_a_bad_image_error_or_skip(release, capsys, bomb):
+    assert release([good(), good(bomb)]) == 2
+    one_line_error(capsys, r"2400003\.png: image_id 2400003\.png has 14000x14000 pixels, over `max_image_pixels`")
+    assert release([good(), good(bomb)], "--on-bad-rows", "skip") == 0
+    assert "skipped 1 (image too large)" in capsys.readouterr().out
+
+
+def test_max_image_pixels_sets_the_limit(release, tmp_path):
+    rows = write_json(tmp_path / "rows.json", [good(), good("2400002")])  # two 128 x 128 images
+    with pytest.raises(InputError, match=r"every row was skipped \(2 image too large\)"):
+        build_dataset([rows], release.images, tmp_path / "a", max_image_pixels=128 * 128 - 1, on_bad_rows="skip")
+    assert build_dataset([rows], release.images, tmp_path / "b", max_image_pixels=128 * 128)["images"] == 2
+    with pytest.raises(ValueError, match="`max_image_pixels` must be a positive number of pixels"):
+        build_dataset([rows], release.images, tmp_path / "c", max_image_pixels=0)
+
+
+def rows_of(path):
+    return sorted(
+        (r["image_id"], q)
+        for r in datasets.load_dataset(str(path), "instructions", split="train")
+        for q in r["question"]
+    )
+
+
+def test_a_rebuild_is_what_a_warm_cache_loads(release, tmp_path):
+    first = write_json(tmp_path / "a.json", [good()])
+    build_dataset([first], release.images, release.out)
+    cache = tmp_path / "cache"
+    assert datasets.load_dataset(str(release.out), "instructions", split="train", cache_dir=str(cache))[
+        "image_id"
+    ] == ["2400001"]
+    second = write_json(tmp_path / "b.json", [good("2400002", "Where?")])
+    build_dataset([second], release.images, release.out)
+    ds = datasets.load_dataset(str(release.out), "instructions", split="train", cache_dir=str(cache))
+    assert (ds["image_id"], ds["question"]) == (["2400002"], [["Where?"]])
+
+
+KILLED_BUILD = """
+import os, signal, sys
+from lrv_hf.data import builder, export
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[4] == "generate":  # the long part of a build: writing the Parquet
+    builder._example = die
+else:  # between the swap's two renames: the previous build has been moved aside, the new one not yet in place
+    real = os.rename
+    os.rename = lambda src, dst: (real(src, dst), die()) if str(dst).endswith("previous") else real(src, dst)
+export.build_dataset([sys.argv[1]], sys.argv[2], sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("point", ["generate", "swap"])
+def test_a_killed_rebuild_leaves_the_previous_build(release, tmp_path, point):
+    build_dataset([write_json(tmp_path / "a.json", [good(), good("2400002")])], release.images, release.out)
+    before = rows_of(release.out)
+    files = {p: p.read_bytes() for p in sorted(release.out.rglob("*")) if p.is_file()}
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    rebuild = write_json(tmp_path / "b.json", [good(question="Other?")])
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BUILD, str(rebuild), str(release.images), str(release.out), point],
+        env={**__import__("os").environ, "TMPDIR": str(spools)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert list(spools.iterdir()) == []  # the spool lives beside the output, not in the system temp folder
+    if point == "generate":
+        assert rows_of(release.out) == before
+        assert {p: p.read_bytes() for p in files} == files
+    # the next run puts the previous build back if a kill caught it mid-swap, and clears what the kill left
+    with pytest.raises(InputError, match="the file holds no rows"):
+        build_dataset([write_json(tmp_path / "c.json", [])], release.images, release.out)
+    assert rows_of(release.out) == before
+    assert sorted(p.name for p in release.out.iterdir()) == ["README.md", "build_report.json", "instructions"]
+    build_dataset([rebuild], release.images, release.out)
+    assert rows_of(release.out) == [("2400001", "Other?")]
+
+
+def test_a_rebuild_of_one_split_keeps_the_other_splits(release, tmp_path):
+    build_dataset([write_json(tmp_path / "a.json", [good()])], release.images, release.out, split="validation")
+    build_dataset([write_json(tmp_path / "b.json", [good("2400002")])], release.images, release.out)
+    build_dataset([write_json(tmp_path / "c.json", [good(question="Q3?")])], release.images, release.out)
+    assert datasets.load_dataset(str(release.out), "instructions", split="validation")["image_id"] == ["2400001"]
+    assert rows_of(release.out) == [("2400001", "Q3?")]
+
+
+@pytest.mark.parametrize("text", ['{"instructions/train": {"rows": 3', "[1, 2]", '{"instructions/train": 3}'])
+def test_a_corrupt_report_of_a_previous_build_is_one_line(release, capsys, text):
+    release.out.mkdir()
+    (release.out / "build_report.json").write_text(text)
+    assert release([good()]) == 2
+    one_line_error(capsys, r"build_report\.json: not a build report .*delete it")
+    assert not (release.out / "instructions").exists()  # refused before building anything
+
+
+TRICKY_JSON = (
+    ' \n\t[ {\n "s" :\t"quote \\" backslash \\\\ slash \\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00 end" ,'
+    ' "unicode": "日本語 ✓ é" , "numbers" : [ 0 , -0 , 1e5 , -1.5E-3 , 123456789012345678901234567890 , 1.0e+2, 7 ] ,'
+    ' "nested" : { "a" : [ [ ] , { } , [ { "b" : null } ] ] , "t" : true , "f" : false } , "" : "empty key" } ,\r\n'
+    ' "bare string" , 3.25 , null , [ ] , { } , [ [ [ [ "deep" ] ] ] ] \n ] \n '
+)
+
+
+def test_the_stream_reader_accepts_every_valid_json_file(tmp_path, monkeypatch, synthetic_release):
+    paths = sorted(Path(__file__).parent.joinpath("fixtures").glob("*.json")) + sorted(
+        synthetic_release.glob("*.json")
+    )
+    tricky = tmp_path / "tricky.json"
+    tricky.write_text(TRICKY_JSON, encoding="utf-8")
+    as_object = tmp_path / "object.json"
+    as_object.write_text('{ "meta" : { "v" : [1, "x"] } ,\n "annotations" :' + TRICKY_JSON + ', "z": 1 }')
+    paths += [tricky, as_object]
+    for chunk in (1, 2, 3, 5):
+        monkeypatch.setattr(jsonstream, "_CHUNK", chunk)
+        for path in paths:
+            expected = json.loads(path.read_text(encoding="utf-8-sig"))
+            if isinstance(expected, list):
+                assert list(jsonstream.iter_records(path)) == expected, (chunk, path)
+            else:
+                assert dict(jsonstream.iter_items(path)) == expected, (chunk, path)
+                for key, value in expected.items():
+                    if isinstance(value, list):
+                        assert list(jsonstream.iter_records(path, list_key=key)) == value, (chunk, path, key)
+
+
+def test_a_long_string_across_the_default_chunk_boundary_is_valid(tmp_path):
+    long = "x" * 200_000  # well over the 64 KB slack, starting before the 1 MiB boundary and ending after it
+    rows = [
+        {"image_id": "1", "question": "q" * (1024 * 1024 - 100_000), "answer": "a"},
+        {"image_id": "2", "question": long},
+    ]
+    path = write_json(tmp_path / "long.json", rows)
+    assert list(jsonstream.iter_records(path)) == rows
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [good(), good("x" * 300)],
+            r"row 1: image_id 'x{20}.*' is too long for a file name \(304 bytes, at most 255\)",
+        ),
+        (
+            '[{"image_id": "24\\ud800", "question": "Q?"}]',
+            r"row 0: field `image_id` is not valid unicode \('24\\ud800': a lone",
+        ),
+        ('[{"image_id": "2400001", "question": "Q\\udfff"}]', r"row 0: field `question` is not valid unicode"),
+        (
+            '[{"image_id": "1", "question": ' + "[" * 10_000 + "]" * 10_000 + "}]",
+            r"line 1 column 2 \(char 1\): nesting too deep",
+        ),
+        ('[{"image_id": "1", "n": 1' + "0" * 5000 + "}]", r"a number of more than 4300 digits"),
+    ],
+)
+def test_more_bad_rows_are_one_line(release, capsys, rows, message):
+    assert release(rows) == 2
+    one_line_error(capsys, message)
+
+
+def test_an_overlong_id_is_skippable(release, capsys):
+    assert release([good(), good("x" * 300)], "--on-bad-rows", "skip") == 0
+    assert "skipped 1 (bad row)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "bbox, message",
+    [
+        ("[1, 2, Infinity, 4]", r"region 0: `bbox` must hold finite numbers, got \[1, 2, inf, 4\]"),
+        ("[1, 2, NaN, 4]", r"region 0: `bbox` must hold finite numbers"),
+        (
+            "[1, 2, 1234567890123456789012345678901234567890, 4]",
+            r"region 0: `bbox` \[1, 2, 1234567890.*\] out of range",
+        ),
+        ("[1, 2, 3e39, 4]", r"region 0: `bbox` .* out of range"),
+    ],
+)
+def test_bad_boxes_are_one_line_in_build_and_gavie(release, capsys, tmp_path, bbox, message):
+    regions = tmp_path / "vg_annotation.json"
+    regions.write_text('{"2400001": [{"caption": "a ball", "bbox": ' + bbox + "}]}")
+    assert release([good()], "--regions", str(regions)) == 2
+    one_line_error(capsys, r"vg_annotation\.json: image 2400001: " + message)
+    with pytest.raises(InputError, match=message):  # GAVIE reads its regions through the same reader
+        load_regions(regions)
+
+
+def test_a_lone_surrogate_in_a_caption_is_one_line(release, capsys, tmp_path):
+    regions = tmp_path / "vg_annotation.json"
+    regions.write_text('{"2400001": [{"caption": "a \\ud800 ball", "bbox": [1, 2, 3, 4]}]}')
+    assert release([good()], "--regions", str(regions)) == 2
+    one_line_error(capsys, r"image 2400001: region 0: field `caption` is not valid unicode")
+
+
+def test_conflicting_duplicates_are_an_error_or_a_counted_skip(release, capsys):
+    conflict = {**good(), "answer": "A cube."}
+    rows = [good(), good("2400002"), conflict, good(), conflict]
+    assert release(rows) == 2
+    one_line_error(
+        capsys,
+        r"2 conflicting duplicate row\(s\): filter_cap\.json row 2 \(image 2400001\) asks the question of "
+        r"filter_cap\.json row 0 with a different answer or task; set (`on_bad_rows`|--on-bad-rows) to skip",
+    )
+    assert release(rows, "--on-bad-rows", "skip") == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 (conflicting duplicate)" in out and "dropped 1 duplicate rows" in out
+    ds = datasets.load_dataset(str(release.out), "instructions", split="train")
+    assert [a for r in ds for a in r["answer"]] == ["A ball.", "A ball."]  # the first answer of each question stays
+    report = json.loads((release.out / "build_report.json").read_text())["instructions/train"]
+    assert (report["rows"], report["duplicates"], report["skipped"]) == (2, 1, {"conflicting duplicate": 2})
+
+
+def test_a_build_that_skipped_every_row_fails_with_the_reason(release, capsys):
+    assert release([good("2400098"), good("2400099")], "--on-bad-rows", "skip") == 2
+    one_line_error(capsys, r"nothing to build: every row was skipped \(2 missing image\); first: .*2400098")
+    assert not release.out.joinpath("instructions").exists()

@@ -4,9 +4,9 @@ It runs locally (datasets >= 4 refuses loading scripts on the Hub) and `lrv_hf.d
 output. Rows are one per image with the instructions as lists (see `features.py`); keys are the image ids.
 """
 
+import contextlib
 import logging
 import shutil
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +55,26 @@ class LRVInstructionConfig(datasets.BuilderConfig):
     on_bad_rows: str = field(
         default="error", metadata={"help": "'error' stops at the first bad row; 'skip' counts it"}
     )
+    max_image_pixels: int | None = field(
+        default=None,
+        metadata={"help": "larger images are bad (decompression bombs); default: PIL's `Image.MAX_IMAGE_PIXELS`"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        self.validate()
+
+    def validate(self):
+        """Also called by the builder: `datasets` sets keyword overrides on a copy of a predefined config, without
+        running `__post_init__` again."""
         if self.on_bad_rows not in ("error", "skip"):
             raise ValueError(f"`on_bad_rows` must be 'error' or 'skip', got {self.on_bad_rows!r}")
+        if self.max_image_pixels is not None and (
+            isinstance(self.max_image_pixels, bool)
+            or not isinstance(self.max_image_pixels, int)
+            or self.max_image_pixels < 1
+        ):
+            raise ValueError(f"`max_image_pixels` must be a positive number of pixels, got {self.max_image_pixels!r}")
         self.instruction_files = tuple(str(f) for f in self.instruction_files)
 
     def resolve_files(self) -> list[Path]:
@@ -135,6 +150,7 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.config
+        config.validate()
         files = config.resolve_files()
         images_dir = config.images_dir or (Path(config.release_dir) / "images" if config.release_dir else None)
         if images_dir is None:
@@ -157,19 +173,33 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
     def _spool(self, files: list[Path], images_dir: str, regions_file: str | None) -> tuple[str, list]:
         """Read and check everything before writing anything: rows, regions, images; fill the report.
 
-        Returns the spool's path and the image-id ranges to generate. Bad rows, missing and corrupt images are
-        errors, or counted skips with `on_bad_rows="skip"`.
+        Returns the spool's path and the image-id ranges to generate. Bad rows, missing, corrupt and oversized
+        images and conflicting duplicates are errors, or counted skips with `on_bad_rows="skip"`.
         """
         report, bad_rows = self.report, BadRows(self.config.on_bad_rows)
-        folder = tempfile.mkdtemp(prefix="lrv-spool-")
-        weakref.finalize(self, shutil.rmtree, folder, True)  # the main process's builder owns the spool
-        spool = Spool(Path(folder) / "spool.sqlite")
+        # beside the build's cache on the same disk, not in the system temp folder: a killed build's spool is
+        # removed by the next build of the same config instead of piling up in /tmp
+        folder = Path(f"{self._cache_dir}.spool")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        weakref.finalize(self, shutil.rmtree, str(folder), True)  # the main process's builder owns the spool
+        spool = Spool(folder / "spool.sqlite")
         try:
             for path in files:
                 spool.add_rows(read_instructions(path, bad_rows))
             if regions_file is not None:
                 spool.add_regions(read_regions(regions_file))
             spool.drop_images(self._bad_images(spool, images_dir, bad_rows))
+            conflicts, examples = spool.conflicts()
+            if conflicts:
+                message = f"{conflicts} conflicting duplicate row(s): {examples[0]}"
+                bad_rows.handle(
+                    message + "; set `on_bad_rows` to skip to keep the first answer of each question",
+                    reason="conflicting duplicate",
+                    count=conflicts,
+                    examples=examples,
+                )
+                spool.drop_conflicts()
             report.duplicates, report.duplicate_examples = spool.count_duplicates()
             if report.duplicates:
                 logger.warning(
@@ -180,32 +210,50 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
             with_regions = spool.db.execute("SELECT count(*) FROM regions r JOIN images i USING (image_id)")
             report.images_without_regions = report.images - with_regions.fetchone()[0]
             report.skipped, report.skipped_examples = dict(bad_rows.counts), dict(bad_rows.examples)
+            if report.rows == 0:  # an empty dataset is never what was asked for
+                reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
+                first = next(iter(report.skipped_examples.values()))[0]
+                raise InputError(f"nothing to build: every row was skipped ({reasons}); first: {first}")
             return spool.path, spool.shards(IMAGES_PER_SHARD)
         finally:
             spool.close()
 
     def _bad_images(self, spool: Spool, images_dir: str, bad_rows: BadRows) -> list[str]:
-        """Missing or unreadable images, found before writing anything so an error names all the missing ids."""
-        missing, corrupt = [], []
-        for image_id in spool.image_ids():
-            path = image_path(images_dir, image_id)
-            if not path.is_file():
-                missing.append(image_id)
-                continue
-            try:  # the header only: cheap, and what tells an image from a wrong or truncated-to-nothing file
-                with Image.open(path) as image:
-                    image.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-                corrupt.append(image_id)
-                bad_rows.handle(f"{path}: corrupt image for image_id {image_id} ({err})", reason="corrupt image")
+        """Missing, unreadable or oversized images, found before writing anything so that training and inference
+        never meet them, and so that an error names all the missing ids."""
+        limit = self.config.max_image_pixels or Image.MAX_IMAGE_PIXELS
+        missing, bad = [], []
+        with _pixel_limit_off():
+            for image_id in spool.image_ids():
+                path = image_path(images_dir, image_id)
+                if not path.is_file():
+                    missing.append(image_id)
+                    continue
+                try:
+                    with Image.open(path) as image:
+                        if image.width * image.height > limit:
+                            bad.append(image_id)
+                            message = (
+                                f"{path}: image_id {image_id} has {image.width}x{image.height} pixels, over "
+                                f"`max_image_pixels` ({limit:,}); raise it if the image is genuine"
+                            )
+                            bad_rows.handle(message, reason="image too large")
+                            continue
+                        # decode: verify() reads the header only, and a half-written JPEG passes it. A JPEG is
+                        # decoded at 1/8 scale: all of its data is still read and checked, for half the CPU time
+                        image.draft(image.mode, (image.width // 8, image.height // 8))
+                        image.load()
+                except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+                    bad.append(image_id)
+                    bad_rows.handle(f"{path}: corrupt image for image_id {image_id} ({err})", reason="corrupt image")
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             message = f"{images_dir}: {len(missing)} image(s) missing for image_id {shown}"
             if bad_rows.mode == "error":
-                raise InputError(message + "; pass --on-bad-rows skip to leave their rows out")
+                raise InputError(message + "; set `on_bad_rows` to skip to leave their rows out")
             for image_id in missing:
                 bad_rows.handle(f"{images_dir}: image missing for image_id {image_id}", reason="missing image")
-        return missing + corrupt
+        return missing + bad
 
     def _generate_examples(self, spool_path: str, shards: list[tuple[str, str]], images_dir: str):
         spool = Spool(spool_path, readonly=True)
@@ -216,6 +264,17 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
                     yield image_id, _example(image_id, data, rows, regions or [])
         finally:
             spool.close()
+
+
+@contextlib.contextmanager
+def _pixel_limit_off():
+    """PIL refuses to open images over twice its own limit; ours (`max_image_pixels`) is checked instead."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _example(image_id: str, data: bytes, rows: list[tuple], regions: list[dict]) -> dict:

@@ -38,18 +38,26 @@ def build_dataset(
     max_shard_size: str | int = "500MB",
     writer_batch_size: int | None = None,
     num_proc: int | None = None,
+    max_image_pixels: int | None = None,
 ) -> dict:
     """Build one config/split of LRV-Instruction into `output_dir/<config_name>/<split>-*.parquet` and the card.
 
     Returns the build report (rows, images, duplicates, skipped rows by reason, shard files). `num_proc` processes
-    write the Parquet (default: up to 4 when the instruction files exceed 8 MB, else 1).
+    write the Parquet (default: up to 4 when the instruction files exceed 8 MB, else 1). Images over
+    `max_image_pixels` (default: PIL's limit) are bad images, like corrupt ones.
+
+    The build happens in `output_dir/.build-<config>-<split>/` and replaces the config's folder only once complete:
+    a killed build leaves the previous one in place, and the next build clears what the kill left.
     """
     if not config_name or "/" in config_name or config_name.startswith("."):
-        raise InputError(f"--config-name {config_name!r}: use a plain name such as 'instructions'")
+        raise InputError(f"`config_name` {config_name!r}: use a plain name such as 'instructions'")
     if not instruction_files:
-        raise InputError("--instructions: give at least one release file")
+        raise InputError("`instruction_files`: give at least one release file")
     output_dir = Path(output_dir)
     work = output_dir / f".build-{config_name}-{split}"
+    target = output_dir / config_name
+    _restore(work / "previous", target)
+    reports = _read_reports(output_dir)  # a corrupt report stops the build now, not after the work
     shutil.rmtree(work, ignore_errors=True)
     overrides = {} if config_name in KNOWN_CONFIGS else {"name": config_name}
     builder = LRVInstruction(
@@ -60,6 +68,7 @@ def build_dataset(
         regions_file=str(regions_file) if regions_file else None,
         split=split,
         on_bad_rows=on_bad_rows,
+        max_image_pixels=max_image_pixels,
         writer_batch_size=writer_batch_size,  # images per row group; shards are cut between row groups
         **overrides,
     )
@@ -74,39 +83,74 @@ def build_dataset(
             download_mode="force_redownload",
             num_proc=num_proc if num_proc > 1 else None,
         )
+        names = _swap_in(sorted((work / "prepared").glob(f"*-{split}*.parquet")), target, split, work)
     except datasets.exceptions.DatasetGenerationError as err:
         cause = err.__cause__ or err.__context__
         if isinstance(cause, InputError):
             raise cause from None
         raise
     finally:
-        shutil.rmtree(work / "cache", ignore_errors=True)
-
-    shards = sorted((work / "prepared").glob(f"*-{split}*.parquet"))
-    target = output_dir / config_name
-    target.mkdir(parents=True, exist_ok=True)
-    for old in target.glob(f"{split}-*.parquet"):
-        old.unlink()
-    names = []
-    for i, shard in enumerate(shards):
-        name = f"{split}-{i:05d}-of-{len(shards):05d}.parquet"
-        shard.replace(target / name)
-        names.append(f"{config_name}/{name}")
-    shutil.rmtree(work, ignore_errors=True)
+        _restore(work / "previous", target)
+        shutil.rmtree(work, ignore_errors=True)
 
     report = asdict(builder.report)
     report.update(config=config_name, split=split, shards=names, on_bad_rows=on_bad_rows)
     report["num_bytes"] = sum((output_dir / n).stat().st_size for n in names)
-    reports = _read_reports(output_dir)
     reports[f"{config_name}/{split}"] = report
-    (output_dir / REPORT_FILE).write_text(json.dumps(reports, indent=2) + "\n")
+    report_path = output_dir / REPORT_FILE
+    report_path.with_name(REPORT_FILE + ".tmp").write_text(json.dumps(reports, indent=2) + "\n")
+    report_path.with_name(REPORT_FILE + ".tmp").replace(report_path)
     write_card(output_dir)
     return report
 
 
+def _swap_in(shards: list[Path], target: Path, split: str, work: Path) -> list[str]:
+    """Replace the config folder `target` by one holding its other splits' files and this split's new `shards`.
+
+    Returns the new shards' paths relative to the output folder.
+    """
+    staged = work / "staged"
+    staged.mkdir()
+    if target.is_dir():
+        for kept in target.iterdir():
+            if kept.is_file() and not kept.name.startswith(f"{split}-"):
+                _link_or_copy(kept, staged / kept.name)  # hard links: no copy of the other splits
+    names = []
+    for i, shard in enumerate(shards):
+        name = f"{split}-{i:05d}-of-{len(shards):05d}.parquet"
+        shard.replace(staged / name)
+        names.append(f"{target.name}/{name}")
+    if target.is_dir():
+        os.rename(target, work / "previous")  # a kill between these two renames is undone by `_restore`
+    os.rename(staged, target)
+    return names
+
+
+def _restore(previous: Path, target: Path):
+    """Put back the previous build of a config when a kill came between moving it aside and moving the new one in."""
+    if previous.is_dir() and not target.exists():
+        os.rename(previous, target)
+
+
+def _link_or_copy(src: Path, dst: Path):
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
 def _read_reports(output_dir: Path) -> dict:
     path = output_dir / REPORT_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    fix = "delete it (the next build writes a new one, listing only the configs built after that)"
+    try:
+        reports = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a build report of lrv-hf ({err}); {fix}") from None
+    if not isinstance(reports, dict) or not all(isinstance(r, dict) for r in reports.values()):
+        raise InputError(f"{path}: not a build report of lrv-hf (expected an object of reports); {fix}")
+    return reports
 
 
 def write_card(output_dir: str | Path, repo_id: str = "<org>/lrv-instruction") -> Path:

@@ -6,6 +6,7 @@ sliding buffer, and errors name the file with the line, column and character off
 """
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ..errors import InputError
 _CHUNK = 1 << 20
 _SLACK = 1 << 16
 _WS = " \t\n\r"
+_NUMBER = "0123456789.eE+-"
 
 
 class _Cursor:
@@ -78,12 +80,18 @@ class _Cursor:
                 obj, end = _DECODER.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as err:
                 # an element cut by the buffer's end looks like an error: read more and retry, unless the error
-                # sits well inside the buffer (then it is real, and reading on would pull the file into memory)
-                if err.pos + _SLACK >= len(self.buf) and not self.eof and self._fill():
+                # sits well inside the buffer (then it is real, and reading on would pull the file into memory).
+                # A cut string is reported at its start however long it is, and only a cut one is unterminated.
+                cut = err.pos + _SLACK >= len(self.buf) or err.msg.startswith("Unterminated string")
+                if cut and not self.eof and self._fill():
                     continue
                 self.fail(err.msg, at=err.pos)
-            # a number at the buffer's end may continue in the next chunk ("12" | "34")
-            if end == len(self.buf) and not self.eof and self._fill():
+            except RecursionError:
+                self.fail("nesting too deep")
+            except ValueError:  # int() refuses numbers over sys.get_int_max_str_digits() (a DoS guard)
+                self.fail(f"a number of more than {sys.get_int_max_str_digits()} digits")
+            # a number at the buffer's end may continue in the next chunk ("12" | "34", "1" | ".5", "-1.5" | "E-3")
+            if not self.eof and not self.buf[end:].strip(_NUMBER) and self._fill():
                 continue
             self.pos = end
             return obj

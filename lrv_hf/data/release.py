@@ -17,6 +17,8 @@ from .jsonstream import iter_items, iter_records, top_level_kind
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 NEGATIVE_TASK = "negative"
+NAME_MAX = 255  # bytes in one file name on every common file system
+INT32 = (-(2**31), 2**31 - 1)  # `bbox` is stored as int32
 
 
 @dataclass
@@ -31,14 +33,14 @@ class BadRows:
         if self.mode not in ("error", "skip"):
             raise ValueError(f"`on_bad_rows` must be 'error' or 'skip', got {self.mode!r}")
 
-    def handle(self, message: str, reason: str):
-        """Raise `message` in error mode; in skip mode count it under `reason` and keep the first few messages."""
+    def handle(self, message: str, reason: str, count: int = 1, examples: list[str] | None = None):
+        """Raise `message` in error mode; in skip mode count `count` rows under `reason` and keep the first few
+        messages (`examples` when one message stands for several rows)."""
         if self.mode == "error":
             raise InputError(message)
-        self.counts[reason] += 1
-        self.examples.setdefault(reason, [])
-        if len(self.examples[reason]) < 3:
-            self.examples[reason].append(message)
+        self.counts[reason] += count
+        kept = self.examples.setdefault(reason, [])
+        kept.extend((examples or [message])[: 3 - len(kept)])
 
     @property
     def total(self) -> int:
@@ -71,13 +73,23 @@ def polarity_of(task: str | None) -> str | None:
     return "negative" if task.strip().lower().startswith(NEGATIVE_TASK) else "positive"
 
 
+def check_text(value: str, where: str, key: str) -> str:
+    """Refuse a lone surrogate (JSON allows `"\\ud800"`): neither a file name, SQLite nor Arrow can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise InputError(f"{where}: field `{key}` is not valid unicode ({shown!r}: a lone surrogate)") from None
+    return value
+
+
 def _text(row: dict, keys: tuple[str, ...], where: str, required: bool) -> str | None:
     for key in keys:
         if key in row and row[key] is not None:
             value = row[key]
             if not isinstance(value, str):
                 raise InputError(f"{where}: field `{key}` must be a string, got {type(value).__name__}")
-            return value
+            return check_text(value, where, key)
     if required:
         raise InputError(f"{where}: field `{keys[0]}` is missing")
     return None
@@ -93,8 +105,9 @@ def parse_instruction(row, path: Path, index: int) -> Instruction:
         raise InputError(f"{where}: field `image_id` is missing")
     if isinstance(image_id, bool) or not isinstance(image_id, (str, int)):
         raise InputError(f"{where}: field `image_id` must be a string, got {type(image_id).__name__}")
-    image_id = str(image_id)
+    image_id = check_text(str(image_id), where, "image_id")
     check_image_id(image_id, where)
+    check_file_name(image_id, where)
     # July-2023 evaluation set: `instruction` + `answer_gt`; everything else: `question` + `answer`
     question = _text(row, ("question", "instruction"), where, required=True)
     if not question.strip():
@@ -141,13 +154,28 @@ def check_image_id(image_id: str, where: str = "image_id"):
         raise UnsafeImageId(f"{where}: image_id {image_id!r} escapes the images folder; refused")
 
 
+def _file_name(image_id: str) -> str:
+    return image_id if image_id.lower().endswith(IMAGE_SUFFIXES) else f"{image_id}.jpg"
+
+
+def check_file_name(image_id: str, where: str = "image_id"):
+    """Refuse ids whose file name the file system cannot hold (a bad row, unlike an id escaping the folder)."""
+    longest = max(len(part.encode("utf-8")) for part in _file_name(image_id).split("/"))
+    if longest > NAME_MAX:
+        shown = image_id[:40] + "..." if len(image_id) > 40 else image_id
+        raise InputError(
+            f"{where}: image_id {shown!r} is too long for a file name ({longest} bytes, at most {NAME_MAX})"
+        )
+
+
 def image_path(images_dir: str | Path, image_id: str) -> Path:
     """`<images>/<image_id>.jpg`, or `<images>/<image_id>` when the id is already a file name (chart data).
 
     The resolved path must stay inside `images_dir`, symlinks included.
     """
     check_image_id(image_id)
-    name = image_id if image_id.lower().endswith(IMAGE_SUFFIXES) else f"{image_id}.jpg"
+    check_file_name(image_id)
+    name = _file_name(image_id)
     root = _resolved(str(images_dir))
     path = os.path.join(root, name)
     # a symlink inside the folder may still point outside it: resolve only those (cheap for the usual plain files)
@@ -167,11 +195,15 @@ def _bbox(values, where: str) -> list[int]:
     if not isinstance(values, (list, tuple)) or len(values) != 4:
         raise InputError(f"{where}: `bbox` must be [x, y, w, h]")
     if all(type(v) is int for v in values):  # the common case, without the float round trip
-        return list(values)
-    try:
-        return [round(float(v)) for v in values]
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: `bbox` must hold numbers, got {values!r}") from None
+        box = list(values)
+    else:
+        try:
+            box = [round(float(v)) for v in values]
+        except (TypeError, ValueError, OverflowError):  # OverflowError: round(inf)
+            raise InputError(f"{where}: `bbox` must hold finite numbers, got {values!r}") from None
+    if not all(INT32[0] <= v <= INT32[1] for v in box):
+        raise InputError(f"{where}: `bbox` {values!r} out of range (pixel coordinates, 32-bit integers)")
+    return box
 
 
 def read_regions(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
@@ -192,7 +224,8 @@ def read_regions(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
             for j, region in enumerate(regions):
                 if not isinstance(region, dict) or not isinstance(region.get("caption"), str):
                     raise InputError(f"{where}: region {j}: field `caption` is missing or not a string")
-                out.append({"caption": region["caption"], "bbox": _bbox(region.get("bbox"), f"{where}: region {j}")})
+                caption = check_text(region["caption"], f"{where}: region {j}", "caption")
+                out.append({"caption": caption, "bbox": _bbox(region.get("bbox"), f"{where}: region {j}")})
             yield str(image_id), out
         return
     for index, entry in enumerate(iter_records(path)):
@@ -209,7 +242,8 @@ def read_regions(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
             if not isinstance(region, dict) or not isinstance(region.get("phrase"), str):
                 raise InputError(f"{where}: region {j}: field `phrase` is missing or not a string")
             values = [region.get(k) for k in ("x", "y", "width", "height")]
-            out.append({"caption": region["phrase"], "bbox": _bbox(values, f"{where}: region {j}")})
+            caption = check_text(region["phrase"], f"{where}: region {j}", "phrase")
+            out.append({"caption": caption, "bbox": _bbox(values, f"{where}: region {j}")})
         yield str(image_id), out
 
 

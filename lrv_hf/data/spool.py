@@ -86,6 +86,31 @@ class Spool:
         self.db.executemany("DELETE FROM images WHERE image_id = ?", ((i,) for i in image_ids))
         self.db.commit()
 
+    # a row asking the question of an earlier row about the same image with a different answer or task (the
+    # release has one answer per question and image; exact repeats are duplicates, counted apart)
+    _CONFLICTS = """FROM rows r JOIN rows f ON f.seq = (
+            SELECT min(seq) FROM rows WHERE image_id = r.image_id AND question = r.question)
+        WHERE NOT (f.answer IS r.answer AND f.task IS r.task)"""
+
+    def conflicts(self, examples: int = 3) -> tuple[int, list[str]]:
+        """Rows whose question repeats the first row of that question and image with a different answer or task."""
+        self._index()
+        count = self.db.execute("SELECT count(*) " + self._CONFLICTS).fetchone()[0]
+        found = self.db.execute(
+            "SELECT r.source, r.row, r.image_id, f.source, f.row " + self._CONFLICTS + " ORDER BY r.seq LIMIT ?",
+            (examples,),
+        ).fetchall()
+        return count, [
+            f"{source} row {row} (image {image_id}) asks the question of {first} row {first_row} with a different "
+            "answer or task"
+            for source, row, image_id, first, first_row in found
+        ]
+
+    def drop_conflicts(self):
+        """Keep the first answer of each question on an image; leave out the rows that contradict it."""
+        self.db.execute("DELETE FROM rows WHERE seq IN (SELECT r.seq " + self._CONFLICTS + ")")
+        self.db.commit()
+
     def count_duplicates(self, examples: int = 3) -> tuple[int, list[str]]:
         """Rows that repeat an earlier row of the same image exactly (question, answer, task), and the first few."""
         self._index()
