@@ -52,6 +52,10 @@ def markdown(summary: dict, figure: str | None) -> str:
                          f"{c['images']} | {len(c['missing_images'])} | {c['other_answers']} |")  # fmt: skip
     if figure:
         lines += ["", f"![MME score per category]({figure})"]
+    if "comparison" in summary:
+        from ..compare import markdown as comparison_markdown
+
+        lines += ["", "## Paired comparison", "", comparison_markdown(summary["comparison"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -221,6 +221,10 @@ def score_mme(data: str | Path, predictions: str | Path, output_dir: str | Path 
             rows.append({"model": model, "question_id": item["question_id"], "category": item["category"],
                          "question": item["question"], "reference": item["answer"], "answer": given[i],
                          "predicted": label, "correct": label == item["answer"]})  # fmt: skip
+    if len(summary["models"]) > 1:  # one run, several models: the paired section comes with it
+        from ..compare import Run, compare_models
+
+        summary["comparison"] = compare_models(Run(Path(output_dir or "."), "mme", summary, rows))
     result = MMEResult(summary, rows)
     if output_dir is not None:
         result.files = write_outputs(output_dir, summary, rows)
