@@ -192,3 +192,33 @@ def test_cli_offline_run_and_one_line_errors(tmp_path, capsys):
     with pytest.raises(InputError, match=r"broken.jsonl: line 1: field `answer` is missing"):
         run_cli(["mme", "score", "--data", str(release), "--predictions", str(tmp_path / "broken.jsonl"),
                  "--output-dir", str(tmp_path / "o")])  # fmt: skip
+
+
+def test_metric_module_doctest_and_card(monkeypatch):
+    import doctest
+    from pathlib import Path
+
+    import evaluate
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    namespace = {}
+    exec(compile((root / "metrics/mme/mme.py").read_text(), "mme.py", "exec"), namespace)
+    test = doctest.DocTestParser().get_doctest(namespace["_KWARGS_DESCRIPTION"], {"evaluate": evaluate}, "mme",
+                                               None, 0)  # fmt: skip
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0 and len(test.examples) == 3
+    results = evaluate.load("metrics/mme").compute(
+        predictions=[ANSWERS_A.get(i, "") for i in range(len(ITEMS)) if i != 5],
+        references=[ITEMS[i][2] for i in range(len(ITEMS)) if i != 5],
+        question_ids=[ITEMS[i][0] for i in range(len(ITEMS)) if i != 5],
+        categories=[ITEMS[i][3] for i in range(len(ITEMS)) if i != 5],
+    )
+    assert results == {"perception": 125.0, "cognition": 50.0, "existence": 125.0, "code_reasoning": 50.0,
+                       "other_answers": 1, "missing_images": 1}  # fmt: skip
+    header = yaml.safe_load((root / "metrics/mme/README.md").read_text().split("---")[1])
+    assert (
+        header["sdk"] == "gradio" and header["app_file"] == "app.py" and {"evaluate", "metric"} <= set(header["tags"])
+    )
