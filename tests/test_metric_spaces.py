@@ -132,19 +132,26 @@ def test_gavie_space_estimates_and_scores_in_a_browser(space, chat_server):
 def test_wheel_installs_into_an_empty_venv(tmp_path):
     """`python -m build --wheel` (no isolation: offline) makes the version the metric folders pin; it installs into a
     bare venv and its library imports there from outside the checkout."""
-    dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+    source, dist = tmp_path / "source", tmp_path / "dist"
+    # a copy: setuptools writes build/ and *.egg-info beside the sources, and an egg-info on PYTHONPATH makes pip
+    # believe the package is already installed
+    shutil.copytree(ROOT / "lrv_hf", source / "lrv_hf", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(source)],
                    check=True, capture_output=True, cwd=tmp_path)  # fmt: skip
     (wheel,) = dist.glob("*.whl")
     assert wheel.name == f"lrv_hf-{version()}-py3-none-any.whl"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True)
+    bare = {"PATH": "/usr/bin:/bin"}  # no PYTHONPATH: only what the venv holds
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, env=bare)
     probe = ("import importlib.metadata as m, lrv_hf, lrv_hf.mme.data, lrv_hf.errors; from importlib import resources; "
              "print(m.version('lrv-hf'), lrv_hf.__file__, "
              "resources.files('lrv_hf').joinpath('recipes/tiny/lora-cpu.yaml').is_file())")  # fmt: skip
-    out = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path,
-                         env={"PATH": "/usr/bin:/bin"}).stdout.split()  # fmt: skip
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=bare)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.split()
     assert out[0] == version() and out[1].startswith(str(venv)) and out[2] == "True"
     assert (venv / "bin" / "lrv-hf").is_file()
