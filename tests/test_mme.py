@@ -222,3 +222,24 @@ def test_metric_module_doctest_and_card(monkeypatch):
     assert (
         header["sdk"] == "gradio" and header["app_file"] == "app.py" and {"evaluate", "metric"} <= set(header["tags"])
     )
+
+
+def test_an_image_never_answered_is_missing_in_its_category(tmp_path):
+    data = write_parquet(tmp_path / "data")
+    only_existence = {i: ITEMS[i][2] for i in range(6)}  # code_reasoning never answered
+    result = score_mme(data, write_predictions(tmp_path / "p.jsonl", {"A": only_existence}))
+    figures = result.scores()
+    code = figures["categories"]["code_reasoning"]
+    assert code["missing_images"] == ["code_reasoning/c1.png", "code_reasoning/c2.png"] and code["score"] is None
+    assert (figures["perception"], figures["cognition"], figures["cognition_categories"]) == (200.0, None, 0)
+    assert figures["missing_images"] == 2 and figures["complete"] is False
+
+
+def test_hub_dataset_id_goes_through_datasets(tmp_path):
+    from lrv_hf.mme.data import _read_hub
+
+    # `datasets.load_dataset` on a local copy of the Hub repo's layout: the same call a Hub id makes
+    items = _read_hub(str(write_parquet(tmp_path / "MME" / "data").parent), with_images=True)
+    assert len(items) == 10 and open_image(items[0]).size == (8, 8)
+    with pytest.raises(InputError, match="^lrv-test/no-such-mme: cannot load the Hub dataset"):
+        read_mme("lrv-test/no-such-mme")

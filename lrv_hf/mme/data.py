@@ -143,7 +143,7 @@ def _read_hub(repo_id: str, with_images: bool) -> list[dict]:
 
     try:
         dataset = datasets.load_dataset(repo_id, split="test")
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:
+    except (OSError, ValueError, datasets.exceptions.DatasetNotFoundError) as err:  # offline: ConnectionError
         raise InputError(f"{repo_id}: cannot load the Hub dataset ({str(err).splitlines()[0]})") from None
     if with_images:
         dataset = dataset.cast_column("image", datasets.Image(decode=False))

@@ -33,7 +33,7 @@ def mme_label(answer: str) -> str:
 
 
 def score_answers(answers: list[str], references: list[str], question_ids: list[str], categories: list[str]) -> dict:
-    """MME's figures for one model from aligned lists (one entry per answered question).
+    """MME's figures for one model from aligned lists, one entry per question (`None` answer: not answered).
 
     Returns:
         `dict`: `perception`, `cognition` (sums over the categories present; `None` when none of theirs is), and
@@ -48,7 +48,7 @@ def score_answers(answers: list[str], references: list[str], question_ids: list[
         reference = reference.strip().lower() if isinstance(reference, str) else reference
         if reference not in ("yes", "no"):
             raise ValueError(f"the reference of {question_id!r} must be yes or no, got {reference!r}")
-        images[(category, question_id)].append((mme_label(answer), reference))
+        images[(category, question_id)].append((None if answer is None else mme_label(answer), reference))
     table: dict[str, dict] = {}
     for (category, question_id), pairs in sorted(images.items()):
         stats = table.setdefault(
@@ -56,7 +56,7 @@ def score_answers(answers: list[str], references: list[str], question_ids: list[
         )
         if len(pairs) > 2:
             raise ValueError(f"image {question_id!r} has {len(pairs)} answers; MME asks two questions per image")
-        if len(pairs) < 2:
+        if len(pairs) < 2 or any(label is None for label, _ in pairs):
             stats["missing_images"].append(question_id)
             continue
         right = sum(label == reference for label, reference in pairs)
@@ -200,21 +200,17 @@ def score_mme(data: str | Path, predictions: str | Path, output_dir: str | Path 
     }
     rows = []
     for model, given in sorted(answers.items()):
-        chosen = sorted(given)
+        # every question goes in, unanswered ones as None: an image the model skipped is missing in its category
         figures = score_answers(
-            [given[i] for i in chosen],
-            [items[i]["answer"] for i in chosen],
-            [items[i]["question_id"] for i in chosen],
-            [items[i]["category"] for i in chosen],
+            [given.get(i) for i in range(len(items))],
+            [item["answer"] for item in items],
+            [item["question_id"] for item in items],
+            [item["category"] for item in items],
         )
-        answered_images = {items[i]["question_id"] for i in chosen}
-        unanswered = len({item["question_id"] for item in items} - answered_images)
-        figures["missing_images"] += unanswered  # images the model never answered at all are missing too
-        figures["unanswered_images"] = unanswered
         figures["complete"] = figures["missing_images"] == 0
         summary["models"][model] = figures
         missing = {qid for c in figures["categories"].values() for qid in c["missing_images"]}
-        for i in chosen:
+        for i in sorted(given):
             item, label = items[i], mme_label(given[i])
             if item["question_id"] in missing:
                 continue
