@@ -123,7 +123,7 @@ def paired_bootstrap(differences: list[float], seed: int = 0, resamples: int = R
 
 
 def _p(p: float) -> str:
-    return f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+    return f"p = {p:.2g}"
 
 
 def compare_metric(a: dict, b: dict, names: tuple[str, str], judge_spread: float | None = None, seed: int = 0):

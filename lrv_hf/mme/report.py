@@ -68,7 +68,7 @@ def plot(summary: dict, path: Path) -> Path:
     models = summary["models"]
     categories = _ordered({c for f in models.values() for c in f["categories"]})
     width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(categories) * max(len(models), 1)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(6, min(12, 0.75 * len(categories))), 4))
     for k, (model, figures) in enumerate(models.items()):
         values = [(figures["categories"].get(c) or {}).get("score") or 0.0 for c in categories]
         ax.bar([i + k * width for i in range(len(categories))], values, width, label=model)
