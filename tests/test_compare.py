@@ -181,3 +181,29 @@ def test_cli_offline_run_and_errors(tmp_path, capsys):
     with pytest.raises(InputError, match="has no model 'nobody' \\(--baseline\\)"):
         run_cli(["compare", str(base), "--baseline", "nobody", "--output-dir", str(tmp_path / "o")])
     assert load_run(base).scorer == "pope"
+
+
+def test_two_real_gavie_runs_through_the_loopback_judge(chat_server, tmp_path, monkeypatch):
+    """GAVIE outputs as `lrv_hf.gavie` writes them (two judge draws each): the difference is the hand-computed mean
+    of the scripted judge's per-answer scores, and the judge spread is read from the runs' `judge_noise`."""
+    from pathlib import Path
+
+    import evaluate
+    from gavie_replies import gavie_reply, scores_for
+
+    chat_server.reply = gavie_reply
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    gavie = evaluate.load("metrics/gavie")
+    questions = [f"What is in corner {i}?" for i in range(6)]
+    answers = {"base": [f"A dog, {i}." for i in range(6)], "lrv": [f"Grass only, {i}." for i in range(6)]}
+    regions = [[{"caption": "a black dog lying on grass", "bbox": [12, 40, 210, 130]}]] * 6
+    for model, given in answers.items():
+        gavie.compute(predictions=given, questions=questions, regions=regions, models=[model] * 6,
+                      image_ids=[str(i) for i in range(6)], judge_model="gpt-4o", base_url=chat_server.url,
+                      api_key_env=None, judge_samples=2, output_dir=str(tmp_path / model))  # fmt: skip
+    result = compare_runs(tmp_path / "base", tmp_path / "lrv")
+    for index, criterion in enumerate(("accuracy", "relevancy")):
+        section = result["metrics"][criterion]
+        expected = sum(scores_for(b)[index] - scores_for(a)[index] for a, b in zip(*answers.values())) / 6
+        assert section["paired_items"] == 6 and section["difference"] == pytest.approx(expected)
+        assert section["judge_spread"] == 0.0  # the scripted judge repeats itself exactly
