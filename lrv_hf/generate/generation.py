@@ -86,7 +86,7 @@ def select_images(regions_file: str | Path, images_dir: str | Path, max_images: 
     Reads LRV's `vg_annotation.json` and Visual Genome's `region_descriptions.json` (streamed: VG's is ~700 MB).
     """
     if not Path(images_dir).is_dir():
-        raise InputError(f"--images {images_dir}: no such folder")
+        raise InputError(f"{images_dir}: no such folder", "images_dir")
     selection = ImageSelection(regions={})
     for image_id, regions in read_regions(regions_file):
         if max_images is not None and len(selection.regions) >= max_images:
