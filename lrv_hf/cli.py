@@ -6,6 +6,7 @@ libraries (torch, transformers) only when it runs, so `lrv-hf --help` stays inst
 """
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -63,9 +64,13 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, prog:
         print(f"{prog}: error: {flag_message(err, command_parser(parser, args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        kept = args.interrupted(args) if hasattr(args, "interrupted") else "finished work is kept"
-        print(f"{prog}: interrupted; {kept}; rerun the same command to resume", file=sys.stderr)
-        return 130
+        pass
+    # out of the handler the interrupted frames are gone; collecting them now makes a progress bar they held draw its
+    # last line before ours, not after it at exit
+    gc.collect()
+    kept = args.interrupted(args) if hasattr(args, "interrupted") else "finished work is kept"
+    print(f"{prog}: interrupted; {kept}; rerun the same command to resume", file=sys.stderr)
+    return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,7 +122,7 @@ def test_quickstart_config_errors_name_the_field_and_the_cli_the_flag(capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_quickstart_training_stops_cleanly_and_a_rerun_resumes(tmp_path):
+def test_ctrl_c_during_quickstart_training_stops_cleanly_keeping_finished_steps(tmp_path):
     """A real SIGINT while the quickstart trains: exit 130, one line naming what was kept, no traceback."""
     out = tmp_path / "qs"
     argv = [sys.executable, "-m", "lrv_hf.cli", "quickstart", "--output-dir", str(out), "--num-images", "10"]
