@@ -147,3 +147,16 @@ def test_ctrl_c_during_quickstart_training_stops_cleanly_keeping_finished_steps(
         f"judge replies) are kept in {out}; rerun the same command to resume"
     )
     assert (out / "dataset" / "build_report.json").is_file()  # the finished data step is there to be reused
+
+
+def test_one_citation_in_every_card():
+    """The dataset card, the model card and the GAVIE metric (module and card) all cite LRV with one string."""
+    import lrv_hf
+    from lrv_hf.data import builder
+    from lrv_hf.train import card
+
+    assert builder._CITATION is card._CITATION is lrv_hf.CITATION
+    assert lrv_hf.CITATION in (PACKAGE.parent / "metrics" / "gavie" / "README.md").read_text()
+    assert (
+        "from lrv_hf import CITATION as _CITATION" in (PACKAGE.parent / "metrics" / "gavie" / "gavie.py").read_text()
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 from PIL import Image, UnidentifiedImageError
 
+from .. import CITATION as _CITATION
 from ..errors import InputError
 from .features import FEATURES
 from .release import BadRows, image_path, polarity_of, read_instructions, read_regions
@@ -22,14 +23,6 @@ from .spool import Spool
 
 logger = logging.getLogger(__name__)
 
-_CITATION = """\
-@inproceedings{liu2023mitigating,
-  title={Mitigating Hallucination in Large Multi-Modal Models via Robust Instruction Tuning},
-  author={Liu, Fuxiao and Lin, Kevin and Li, Linjie and Wang, Jianfeng and Yacoob, Yaser and Wang, Lijuan},
-  booktitle={The Twelfth International Conference on Learning Representations},
-  year={2024}
-}
-"""
 
 _DESCRIPTION = """\
 LRV-Instruction: visual instructions with positive and negative (misleading) instructions at three semantic levels,

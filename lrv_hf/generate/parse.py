@@ -8,10 +8,9 @@ add blank lines, preambles and closing remarks, and stop mid-item at the token l
 import re
 from dataclasses import dataclass
 
+from ..data.release import NEGATIVE_TASK
 from .prompt import MAX_ANSWER_WORDS, POSITIVE, TASKS
 
-
-NEGATIVE_TASK = "negative"  # the release's task for every negative row
 
 # drop reasons, as counted in the run summary
 EMPTY_INSTRUCTION = "empty instruction"
