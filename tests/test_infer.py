@@ -2,15 +2,17 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tiny_hub import save_adapter, save_base
 
 from lrv_hf.cli import main as cli
-from lrv_hf.infer import GenerationSettings, generate_answers, load_model, meta_path, run_inference
+from lrv_hf.errors import InputError
+from lrv_hf.infer import GenerationSettings, InferResult, generate_answers, load_model, meta_path, run_inference
+from lrv_hf.testing.hub import save_adapter, save_base
 
 
 SETTINGS = GenerationSettings(max_new_tokens=8, batch_size=4)
@@ -51,7 +53,7 @@ def test_release_file_base_and_adapter_from_one_base(tiny, synthetic_release, tm
     data = str(synthetic_release / "evaluation_set.json")
     out = tmp_path / "both.jsonl"
     result = run_inference(tiny["base"], data, str(out), adapter=tiny["adapter"], both=True, **common)
-    assert result == {"rows": 12, "written": 12, "skipped": 0, "output": str(out)}
+    assert result == InferResult(rows=12, written=12, skipped=0, output=out)
     rows = read_rows(out)
     assert [r["model"] for r in rows] == [tiny["base"], tiny["adapter"]] * 6  # each question's answers together
     assert all(set(r) == {"image_id", "question", "answer", "model"} for r in rows)  # the eval set has no task
@@ -84,14 +86,14 @@ def test_resume_skips_written_rows(tiny, synthetic_release, tmp_path):
     out.write_text("".join(lines[:3]) + lines[3][:20])
     meta_path(out).write_text(meta_path(full).read_text())
     result = run_inference(tiny["base"], data, str(out), adapter=tiny["adapter"], **common)
-    assert (result["written"], result["skipped"]) == (4, 3)
+    assert (result.written, result.skipped) == (4, 3)
     assert read_rows(out) == expected
 
     again = run_inference(tiny["base"], data, str(out), adapter=tiny["adapter"], **common)
-    assert (again["written"], again["skipped"]) == (0, 7)
+    assert (again.written, again.skipped) == (0, 7)
 
     # other settings never append to the same file
-    with pytest.raises(Exception, match="other settings"):
+    with pytest.raises(InputError, match="other settings"):
         run_inference(
             tiny["base"], data, str(out), adapter=tiny["adapter"], **{**common, "settings": GenerationSettings(4)}
         )
@@ -109,15 +111,37 @@ def test_cli_on_a_built_dataset(tiny, built_dataset, tmp_path, capsys):
     assert all(r["task"] and r["polarity"] in ("positive", "negative") for r in rows)
 
 
-def test_jsonl_rows_as_data(tiny, synthetic_release, tmp_path):
-    """POPE probe files (JSONL rows with `image_id` and `question`, extra keys ignored) are answered as they are."""
+def test_jsonl_rows_as_data_keep_their_question_id(tiny, synthetic_release, tmp_path):
+    """POPE probe files (JSONL rows with `image_id`, `question` and maybe `question_id`; extra keys ignored) are
+    answered as they are, and each answer keeps its row's `question_id` (scorers join on it first)."""
     ids = sorted(p.stem for p in (synthetic_release / "images").glob("*.jpg"))[:2]
     probes = tmp_path / "probes.jsonl"
     rows = [{"image_id": i, "question": "Is there a kite in the image?", "label": "no"} for i in ids]
+    rows[0]["question_id"] = 17
     probes.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "answers.jsonl"
     run_inference(tiny["base"], str(probes), str(out), images=str(synthetic_release / "images"), settings=SETTINGS)
-    assert [(r["image_id"], r["question"]) for r in read_rows(out)] == [(r["image_id"], r["question"]) for r in rows]
+    written = read_rows(out)
+    assert [(r["image_id"], r["question"]) for r in written] == [(r["image_id"], r["question"]) for r in rows]
+    assert written[0]["question_id"] == "17" and "question_id" not in written[1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter", "message"),
+    [
+        ({"both": True}, ("both", "adapter"), "`both` needs `adapter`"),
+        ({}, "images", "a release file needs `images`"),
+        ({"images": "/nonexistent"}, "images", "/nonexistent: no such folder"),
+        ({"settings_kwargs": {"batch_size": 0}}, "batch_size", "`batch_size` must be at least 1"),
+    ],
+)
+def test_library_errors_name_parameters_not_flags(tiny, synthetic_release, tmp_path, kwargs, parameter, message):
+    """A Python caller is told the parameter (`images`), never a command-line flag (`--images`)."""
+    data = str(synthetic_release / "evaluation_set.json")
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        settings = GenerationSettings(**kwargs.pop("settings_kwargs", {}))
+        run_inference(tiny["base"], data, str(tmp_path / "p.jsonl"), settings=settings, **kwargs)
+    assert caught.value.parameter == parameter and "--" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -127,6 +151,7 @@ def test_jsonl_rows_as_data(tiny, synthetic_release, tmp_path):
         ("other", [], "trained on base 'someone/another-base'"),
         ("adapter", ["--both", "--images", "/nonexistent"], "/nonexistent: no such folder"),
         ("adapter", [], "a release file needs --images"),
+        ("adapter", ["--batch-size", "0", "--images", "/tmp"], "--batch-size must be at least 1"),
     ],
 )
 def test_cli_refusals_are_one_line(tiny, synthetic_release, tmp_path, capsys, adapter, extra, message):

@@ -347,7 +347,7 @@ def test_cli_builds_and_scores_the_synthetic_release(synthetic_release, tmp_path
          "strategies"),
         (["pope", "score", "--probes", "{file}", "--predictions", "{file}", "--output-dir", "{tmp}/o"],
          '{"image_id": "1", "question": "Is there a dog in the image?", "label": "yes"}\n{"image_id": "1"',
-         "line 2: invalid JSON"),
+         "line 2: not valid JSON"),
         (["pope", "score", "--probes", "{file}", "--predictions", "{missing}", "--output-dir", "{tmp}/o"],
          '{"image_id": "1", "question": "Is there a dog in the image?", "label": "maybe"}', "field `label`"),
     ],

@@ -52,7 +52,12 @@ def test_quickstart_dry_run_then_real_judge_then_cached_rerun(tmp_path, chat_ser
     summary = json.loads((out / "gavie" / "summary.json").read_text())
     assert summary["n_scored"] == summary["n"] == len(predictions)
 
-    # 3. a rerun pays for no judge call twice
-    assert quickstart(out, "--base-url", chat_server.url) == 0
+    # 3. a rerun, from Python this time, pays for no judge call twice and returns the figures it reports
+    from lrv_hf.quickstart import QuickstartConfig, run_quickstart
+
+    config = QuickstartConfig(output_dir=str(out), num_images=10, max_steps=4, max_new_tokens=6)
+    config.base_url = chat_server.url
+    result = run_quickstart(config)
     assert chat_server.request_count == len(predictions)
-    assert json.loads((out / "gavie" / "summary.json").read_text())["accuracy"] == summary["accuracy"]
+    assert result.report == out / "report.md" and result.gavie["summary"]["accuracy"] == summary["accuracy"]
+    assert result.pope == pope and len(result.losses) >= 1

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tiny_hub import publish, save_adapter, save_base
+
+from lrv_hf.testing.hub import publish, save_adapter, save_base
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 from PIL import Image, UnidentifiedImageError
 
+from .. import CITATION as _CITATION
 from ..errors import InputError
 from .features import FEATURES
 from .release import BadRows, image_path, polarity_of, read_instructions, read_regions
@@ -22,14 +23,6 @@ from .spool import Spool
 
 logger = logging.getLogger(__name__)
 
-_CITATION = """\
-@inproceedings{liu2023mitigating,
-  title={Mitigating Hallucination in Large Multi-Modal Models via Robust Instruction Tuning},
-  author={Liu, Fuxiao and Lin, Kevin and Li, Linjie and Wang, Jianfeng and Yacoob, Yaser and Wang, Lijuan},
-  booktitle={The Twelfth International Conference on Learning Representations},
-  year={2024}
-}
-"""
 
 _DESCRIPTION = """\
 LRV-Instruction: visual instructions with positive and negative (misleading) instructions at three semantic levels,
@@ -154,7 +147,7 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
         files = config.resolve_files()
         images_dir = config.images_dir or (Path(config.release_dir) / "images" if config.release_dir else None)
         if images_dir is None:
-            raise InputError(f"config `{config.name}`: give `images_dir`")
+            raise InputError(f"config `{config.name}`: give `images_dir`", "images_dir")
         if not Path(images_dir).is_dir():
             raise InputError(f"{images_dir}: no such images folder")
         regions_file = config.regions_file
@@ -250,7 +243,7 @@ class LRVInstruction(datasets.GeneratorBasedBuilder):
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             message = f"{images_dir}: {len(missing)} image(s) missing for image_id {shown}"
             if bad_rows.mode == "error":
-                raise InputError(message + "; set `on_bad_rows` to skip to leave their rows out")
+                raise InputError(message + "; set `on_bad_rows` to skip to leave their rows out", "on_bad_rows")
             for image_id in missing:
                 bad_rows.handle(f"{images_dir}: image missing for image_id {image_id}", reason="missing image")
         return missing + bad

@@ -28,10 +28,18 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def add_build_parser(commands):
     build = commands.add_parser("build", help="build release files + images into a Hub-layout Parquet dataset folder")
-    build.add_argument("--instructions", nargs="+", required=True, metavar="F", help="release JSON file(s)")
-    build.add_argument("--images", required=True, metavar="D", help="folder of <image_id>.jpg")
+    # dests are `build_dataset`'s parameter names, so its errors (`images_dir`) come out as these flags (--images)
+    build.add_argument(
+        "--instructions", dest="instruction_files", nargs="+", required=True, metavar="F", help="release JSON file(s)"
+    )
+    build.add_argument("--images", dest="images_dir", required=True, metavar="D", help="folder of <image_id>.jpg")
     build.add_argument("--output-dir", required=True, metavar="OUT")
-    build.add_argument("--regions", metavar="F", help="vg_annotation.json or Visual Genome region_descriptions.json")
+    build.add_argument(
+        "--regions",
+        dest="regions_file",
+        metavar="F",
+        help="vg_annotation.json or Visual Genome region_descriptions.json",
+    )
     build.add_argument("--config-name", default="instructions", metavar="NAME")
     build.add_argument(
         "--split", default=None, metavar="NAME", help="default: test for the evaluation config, else train"
@@ -39,6 +47,13 @@ def add_build_parser(commands):
     build.add_argument("--on-bad-rows", choices=("error", "skip"), default="error")
     build.add_argument("--max-shard-size", default="500MB")
     build.add_argument("--num-proc", type=int, default=None, help="processes writing Parquet (default: by size)")
+    build.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="larger images are bad images, like corrupt ones (default: PIL's decompression-bomb limit)",
+    )
     build.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload the folder as a dataset repo (token: HF_TOKEN)"
     )
@@ -51,15 +66,16 @@ def run_build(args: argparse.Namespace) -> int:
 
     split = args.split or LRVInstruction.default_split(args.config_name)
     report = build_dataset(
-        args.instructions,
-        args.images,
+        args.instruction_files,
+        args.images_dir,
         args.output_dir,
-        regions_file=args.regions,
+        regions_file=args.regions_file,
         config_name=args.config_name,
         split=split,
         on_bad_rows=args.on_bad_rows,
         max_shard_size=args.max_shard_size,
         num_proc=args.num_proc,
+        max_image_pixels=args.max_image_pixels,
     )
     print(
         f"built {args.config_name}/{split}: {report['images']:,} images, {report['rows']:,} instructions, "
@@ -69,8 +85,8 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"dropped {report['duplicates']:,} duplicate rows (first: {'; '.join(report['duplicate_examples'])})")
     for reason, count in sorted(report["skipped"].items()):
         print(f"skipped {count:,} ({reason}); e.g. {report['skipped_examples'][reason][0]}")
-    if report["images_without_regions"] and args.regions:
-        print(f"note: {report['images_without_regions']:,} images have no regions in {args.regions}")
+    if report["images_without_regions"] and args.regions_file:
+        print(f"note: {report['images_without_regions']:,} images have no regions in {args.regions_file}")
     if args.push_to_hub:
         print(f"pushed: {push_to_hub(args.output_dir, args.push_to_hub)}")
     return 0

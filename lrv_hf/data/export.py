@@ -50,9 +50,9 @@ def build_dataset(
     a killed build leaves the previous one in place, and the next build clears what the kill left.
     """
     if not config_name or "/" in config_name or config_name.startswith("."):
-        raise InputError(f"`config_name` {config_name!r}: use a plain name such as 'instructions'")
+        raise InputError(f"`config_name` {config_name!r}: use a plain name such as 'instructions'", "config_name")
     if not instruction_files:
-        raise InputError("`instruction_files`: give at least one release file")
+        raise InputError("`instruction_files`: give at least one release file", "instruction_files")
     output_dir = Path(output_dir)
     work = output_dir / f".build-{config_name}-{split}"
     target = output_dir / config_name

@@ -106,3 +106,28 @@ def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -
         button.click(compare, [image, instruction, adapter], outputs, api_name="compare")
         instruction.submit(compare, [image, instruction, adapter], outputs, api_name=False)
     return app
+
+
+def launch_demo(
+    base: str,
+    adapters: list[str],
+    settings: GenerationSettings | None = None,
+    examples_dir: str | Path | None = None,
+    launch: bool = True,
+) -> gr.Blocks:
+    """The demo's entry point: load `base`, check every adapter of the allowlist now (not on the first visitor's
+    click), build the page and, when `launch`, serve it (Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
+
+    Args:
+        base (`str`): base model as `PATH`, `REPO_ID` or `REPO_ID@REVISION`.
+        adapters (`list[str]`): the adapters the page may use; the first is the default.
+        settings (`GenerationSettings`, *optional*): generation settings of both answers.
+        examples_dir (`str`, *optional*): where the example images are drawn (default: a temp folder).
+    """
+    comparison = Comparison(base, adapters, settings=settings or GenerationSettings())
+    for adapter in comparison.allowlist:
+        comparison.adapter(adapter)
+    app = build_app(comparison, make_examples(examples_dir))
+    if launch:
+        app.launch(**LAUNCH_KWARGS)
+    return app

@@ -23,12 +23,7 @@ def add_parser(subparsers):
 
 def run(args: argparse.Namespace) -> int:
     from ..infer import GenerationSettings
-    from .app import LAUNCH_KWARGS, build_app, make_examples
-    from .compare import Comparison
+    from .app import launch_demo
 
-    comparison = Comparison(args.base, args.adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
-    for adapter in comparison.allowlist:  # fail now, on the command line, rather than on the first visitor
-        comparison.adapter(adapter)
-    # server name and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which Gradio reads itself
-    build_app(comparison, make_examples(args.examples_dir)).launch(**LAUNCH_KWARGS)
+    launch_demo(args.base, args.adapter, GenerationSettings(max_new_tokens=args.max_new_tokens), args.examples_dir)
     return 0

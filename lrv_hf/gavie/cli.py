@@ -28,7 +28,11 @@ def add_parser(subparsers):
     parser.add_argument("--judge-samples", type=int, default=1, help="draws per prompt (median + judge noise)")
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply")
     add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return f"the judge replies so far are cached in {args.cache or f'{args.output_dir}/judge_cache.sqlite'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,56 +40,43 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..data import load_regions
     from ..judge.cli import judge_from_args
-    from .report import format_table, write_outputs
-    from .score import estimate, nothing_scored, read_predictions, score
+    from .report import format_table
+    from .score import evaluate_predictions
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    predictions = read_predictions(args.predictions)
-    regions = load_regions(args.regions, image_ids={p.image_id for p in predictions})
-    out = Path(args.output_dir)
-    judge = judge_from_args(args, args.cache or out / "judge_cache.sqlite")
-    common = {
-        "answers_per_prompt": args.answers_per_prompt,
-        "legacy_prompt": args.legacy_prompt,
-        "judge_samples": args.judge_samples,
-        "regions_name": args.regions,
-    }
-    if args.dry_run:
-        guess = estimate(predictions, regions, judge, **common)
+    judge = judge_from_args(args, args.cache or Path(args.output_dir) / "judge_cache.sqlite")
+    result = evaluate_predictions(
+        args.predictions,
+        args.regions,
+        judge,
+        args.output_dir,
+        answers_per_prompt=args.answers_per_prompt,
+        legacy_prompt=args.legacy_prompt,
+        judge_samples=args.judge_samples,
+        max_reasks=args.max_reasks,
+        batch=args.batch,
+        poll_interval=args.poll_interval,
+        progress=not args.no_progress,
+        dry_run=args.dry_run,
+    )
+    guess = result.estimate
+    if result.dry_run:
         cost = "unknown (no price for this model; pass --prices)"
         if guess.cost_usd is not None:
             cost = f"${guess.cost_usd:.4f} (Batch API ${guess.batch_cost_usd:.4f}; at most ${guess.max_cost_usd:.4f})"
         print(
-            f"dry run: {len(predictions)} answers -> {guess.requests} judge requests, {guess.cached} already cached, "
+            f"dry run: {result.predictions} answers -> {guess.requests} judge requests, {guess.cached} already cached, "
             f"{guess.calls} to pay for\n"
             f"estimated tokens: {guess.prompt_tokens} prompt + {guess.completion_tokens} completion\n"
             f"estimated cost with {args.judge_model}: {cost}\n"
             "nothing was sent; unreadable replies may add re-asks"
         )
         return 0
-    guess = estimate(predictions, regions, judge, **common)
-    if guess.calls:
-        cost = "" if guess.cost_usd is None else f", ~${guess.cost_usd:.2f} estimated"
-        print(f"judge: {guess.calls} calls to pay for{cost} ({guess.cached} cached)", file=sys.stderr)
-    result = score(
-        predictions,
-        regions,
-        judge,
-        max_reasks=args.max_reasks,
-        batch=args.batch,
-        poll_interval=args.poll_interval,
-        progress=not args.no_progress,
-        **common,
-    )
-    summary = result.summary()
-    paths = write_outputs(out, result.rows, summary)
-    print(format_table(summary))
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    problem = nothing_scored(result.rows)
-    if problem:  # a run without a single score is a failed run, whatever the HTTP status said
-        print(f"lrv-hf gavie: error: {problem}", file=sys.stderr)
+    print(format_table(result.summary))
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    if result.problem:  # a run without a single score is a failed run, whatever the HTTP status said
+        print(f"lrv-hf gavie: error: {result.problem}", file=sys.stderr)
         return 1
     return 0

@@ -4,7 +4,7 @@ An answer the judge could not score (the call failed, or no reply could be read 
 it is counted in the coverage and never enters a mean as 0 or -1.
 """
 
-import json
+import logging
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -12,84 +12,24 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..judge import Judge, JudgeRequest, JudgeResult
+from ..predictions import Prediction, read_predictions
 from .parse import CRITERIA, parse_reply
 from .prompt import build_messages
 
+
+logger = logging.getLogger(__name__)
 
 REASK_STRIDE = 1000  # re-ask r of draw s uses sample s + r * REASK_STRIDE: its own cache entry, clear of the draws
 CI_RESAMPLES = 2000
 
 
-@dataclass
-class Prediction:
-    """One row of a predictions JSONL file: a model's answer to one instruction on one image."""
-
-    row: int
-    image_id: str
-    question: str
-    answer: str
-    model: str | None = None
-    task: str | None = None
-    polarity: str | None = None
-
-
-def _polarity(row: dict) -> str | None:
-    if isinstance(row.get("polarity"), str):
-        return row["polarity"]
-    task = row.get("task")
-    if isinstance(task, str):  # the release marks negative instructions with task "negative"
-        return "negative" if task.strip().lower().startswith("negative") else "positive"
-    return None
-
-
-def prediction_from_row(row, where: str, index: int) -> Prediction:
-    if not isinstance(row, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    image_id = row.get("image_id")
-    if isinstance(image_id, bool) or not isinstance(image_id, (str, int)):
-        raise InputError(f"{where}: field `image_id` is missing or not a string")
-    # the July-2023 evaluation set says `instruction`; every later file says `question`
-    question = row.get("question", row.get("instruction"))
-    if not isinstance(question, str) or not question.strip():
-        raise InputError(f"{where}: field `question` is missing or empty")
-    answer = row.get("answer")
-    if not isinstance(answer, str):
-        raise InputError(f"{where}: field `answer` is missing or not a string (write the model's reply there)")
-    model, task = row.get("model"), row.get("task")
-    for name, value in (("model", model), ("task", task)):
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"{where}: field `{name}` must be a string")
-    return Prediction(index, str(image_id), question, answer, model, task, _polarity(row))
-
-
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """Rows of a predictions JSONL file: `{"image_id", "question", "answer", "model"?, "task"?, "polarity"?}`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    predictions = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{where}: not valid JSON ({err.msg}); one object per line expected") from None
-            predictions.append(prediction_from_row(row, where, len(predictions)))
-    if not predictions:
-        raise InputError(f"{path}: the file holds no predictions")
-    return predictions
-
-
 def pack(predictions: list[Prediction], answers_per_prompt: int = 1) -> list[list[int]]:
     """Group answers to the same image and instruction (from different models) into prompts of up to K answers."""
     if answers_per_prompt < 1:
-        raise InputError(f"`answers_per_prompt` must be >= 1, got {answers_per_prompt}")
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        raise InputError(f"`answers_per_prompt` must be >= 1, got {answers_per_prompt}", "answers_per_prompt")
+    groups: dict[tuple, list[int]] = defaultdict(list)
     for index, prediction in enumerate(predictions):
-        groups[(prediction.image_id, prediction.question)].append(index)
+        groups[prediction.join_key].append(index)
     return [
         members[start : start + answers_per_prompt]
         for members in groups.values()
@@ -98,6 +38,8 @@ def pack(predictions: list[Prediction], answers_per_prompt: int = 1) -> list[lis
 
 
 def _check_regions(predictions: list[Prediction], regions: dict[str, list[dict]], regions_name: str):
+    for p in predictions:
+        p.require("image_id", "question", purpose="GAVIE judges an answer against its image's dense captions")
     missing = sorted({p.image_id for p in predictions if not regions.get(p.image_id)})
     if missing:
         first = next(p for p in predictions if p.image_id == missing[0])
@@ -167,9 +109,9 @@ def score(
         batch (`bool`, *optional*, defaults to `False`): Go through the OpenAI Batch API (half price, slow).
     """
     if judge_samples < 1:
-        raise InputError(f"`judge_samples` must be >= 1, got {judge_samples}")
+        raise InputError(f"`judge_samples` must be >= 1, got {judge_samples}", "judge_samples")
     if max_reasks < 0:
-        raise InputError(f"`max_reasks` must be >= 0, got {max_reasks}")
+        raise InputError(f"`max_reasks` must be >= 0, got {max_reasks}", "max_reasks")
     _check_regions(predictions, regions, regions_name)
     packs = pack(predictions, answers_per_prompt)
     requests = [r for s in range(judge_samples) for r in build_requests(predictions, regions, packs, legacy_prompt, s)]
@@ -380,3 +322,75 @@ def estimate(
     answers = sum(len(p) for p in packs) * judge_samples
     per_call = 20 + 70 * answers / max(1, len(requests))
     return judge.estimate(requests, completion_tokens=round(per_call))
+
+
+@dataclass
+class GavieResult:
+    """What `evaluate_predictions` did: the estimate it made first, and unless a dry run the summary and files."""
+
+    estimate: object
+    predictions: int
+    summary: dict | None = None
+    paths: dict[str, Path] | None = None
+    problem: str | None = None  # why a run scored nothing at all (a failed run, whatever the HTTP status said)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.summary is None
+
+
+def evaluate_predictions(
+    predictions: str | Path,
+    regions: str | Path,
+    judge: Judge,
+    output_dir: str | Path,
+    answers_per_prompt: int = 1,
+    legacy_prompt: bool = False,
+    judge_samples: int = 1,
+    max_reasks: int = 2,
+    batch: bool = False,
+    poll_interval: float = 30.0,
+    progress: bool = True,
+    dry_run: bool = False,
+) -> GavieResult:
+    """GAVIE over a predictions JSONL file: read it and the dense captions, estimate, and unless `dry_run` score
+    through `judge` and write summary.json, scores.jsonl and the report into `output_dir`.
+
+    Args:
+        predictions (`str` or `Path`): predictions JSONL (`lrv_hf.predictions`).
+        regions (`str` or `Path`): dense captions, LRV's `vg_annotation.json` or Visual Genome's regions.
+        judge (`Judge`): the client to ask, built by the caller (its cache makes a rerun free).
+        dry_run (`bool`, *optional*, defaults to `False`): only estimate calls, tokens and cost; send nothing.
+    """
+    from ..data import load_regions
+    from .report import write_outputs
+
+    rows = read_predictions(predictions)
+    for p in rows:
+        p.require("image_id", "question", purpose="GAVIE judges an answer against its image's dense captions")
+    captions = load_regions(regions, image_ids={p.image_id for p in rows})
+    common = {
+        "answers_per_prompt": answers_per_prompt,
+        "legacy_prompt": legacy_prompt,
+        "judge_samples": judge_samples,
+        "regions_name": str(regions),
+    }
+    guess = estimate(rows, captions, judge, **common)
+    if dry_run:
+        return GavieResult(guess, len(rows))
+    if guess.calls:
+        cost = "" if guess.cost_usd is None else f", ~${guess.cost_usd:.2f} estimated"
+        logger.info("judge: %d calls to pay for%s (%d cached)", guess.calls, cost, guess.cached)
+    run = score(
+        rows,
+        captions,
+        judge,
+        max_reasks=max_reasks,
+        batch=batch,
+        poll_interval=poll_interval,
+        progress=progress,
+        **common,
+    )
+    summary = run.summary()
+    paths = write_outputs(output_dir, run.rows, summary)
+    return GavieResult(guess, len(rows), summary, paths, nothing_scored(run.rows))

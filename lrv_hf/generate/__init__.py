@@ -6,6 +6,7 @@ reads unchanged.
 """
 
 from .generation import (
+    GenerateResult,
     Generation,
     GenerationConfig,
     ImageSelection,
@@ -13,6 +14,7 @@ from .generation import (
     collect,
     estimate,
     generate,
+    generate_files,
     select_images,
     write_generation,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "DEFAULT_KINDS",
     "KINDS",
     "TASKS",
+    "GenerateResult",
     "Generation",
     "GenerationConfig",
     "ImageSelection",
@@ -36,6 +39,7 @@ __all__ = [
     "collect",
     "estimate",
     "generate",
+    "generate_files",
     "parse_reply",
     "select_images",
     "validate",

@@ -44,15 +44,7 @@ def _usd(value: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..judge.cli import judge_from_args
-    from .generation import (
-        CACHE_FILE,
-        GenerationConfig,
-        build_requests,
-        estimate,
-        generate,
-        select_images,
-        write_generation,
-    )
+    from .generation import CACHE_FILE, GenerationConfig, generate_files
 
     if not args.verbose:
         # httpx logs every request at INFO: on a run of thousands of calls that buries the summary
@@ -67,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run and not cache.exists():
         cache = None  # nothing is cached yet, and a dry run leaves no files behind
     judge = judge_from_args(args, cache, temperature=args.temperature)
-    selection = select_images(args.regions, args.images, max_images=config.max_images)
+    result = generate_files(
+        args.regions, args.images, judge, args.output_dir, config, dry_run=args.dry_run, progress=not args.no_progress
+    )
+    selection, plan = result.selection, result.plan
     skipped = f"{selection.missing_image:,} without an image file, {selection.without_regions:,} without regions"
     if args.dry_run:
-        plan = estimate(judge, build_requests(selection.regions, config.kinds))
         print(
             f"{len(selection.regions):,} images ({skipped}) x {len(config.kinds)} kinds = {plan['requests']:,} requests"
             f", {plan['cached']:,} cached -> {plan['calls']:,} calls to {judge.model}, ~{plan['prompt_tokens']:,} "
@@ -81,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
             f"{_usd(plan['max_cost_usd'])} if every reply used --max-tokens {args.max_tokens})"
         )
         return 0
-    generation = generate(selection.regions, judge, config, progress=not args.no_progress)
-    generation.summary["images"] = selection.to_dict()
-    output = write_generation(generation, args.output_dir)
+    generation, output = result.generation, result.output
     s = generation.summary
     print(
         f"kept {s['rows_kept']:,} rows ({', '.join(f'{k} {n:,}' for k, n in s['rows_by_kind'].items())}) on "

@@ -86,7 +86,7 @@ def select_images(regions_file: str | Path, images_dir: str | Path, max_images: 
     Reads LRV's `vg_annotation.json` and Visual Genome's `region_descriptions.json` (streamed: VG's is ~700 MB).
     """
     if not Path(images_dir).is_dir():
-        raise InputError(f"--images {images_dir}: no such folder")
+        raise InputError(f"{images_dir}: no such folder", "images_dir")
     selection = ImageSelection(regions={})
     for image_id, regions in read_regions(regions_file):
         if max_images is not None and len(selection.regions) >= max_images:
@@ -266,3 +266,40 @@ def write_generation(generation: Generation, output_dir: str | Path) -> Path:
     summary = {**generation.summary, "output": OUTPUT_FILE}
     _write_atomic(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return output
+
+
+@dataclass
+class GenerateResult:
+    """What `generate_files` did: the images it chose, and the estimate (a dry run) or the generation and its file."""
+
+    selection: ImageSelection
+    plan: dict | None = None
+    generation: Generation | None = None
+    output: Path | None = None
+
+
+def generate_files(
+    regions_file: str | Path,
+    images_dir: str | Path,
+    judge: Judge,
+    output_dir: str | Path,
+    config: GenerationConfig | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> GenerateResult:
+    """LRV data generation over files: dense captions + images folder -> `instructions.json`, `summary.json` and
+    `dropped.jsonl` in `output_dir` (only images with a file and regions; a dry run only estimates and sends nothing).
+
+    Args:
+        regions_file (`str` or `Path`): LRV's `vg_annotation.json` or Visual Genome's `region_descriptions.json`.
+        images_dir (`str` or `Path`): the folder of `<image_id>.jpg`; images without a file are skipped and counted.
+        judge (`Judge`): the generating model's client, built by the caller (its cache makes a rerun free).
+        config (`GenerationConfig`, *optional*): kinds, image limit and sending mode.
+    """
+    config = config or GenerationConfig()
+    selection = select_images(regions_file, images_dir, max_images=config.max_images)
+    if dry_run:
+        return GenerateResult(selection, plan=estimate(judge, build_requests(selection.regions, config.kinds)))
+    generation = generate(selection.regions, judge, config, progress=progress)
+    generation.summary["images"] = selection.to_dict()
+    return GenerateResult(selection, generation=generation, output=write_generation(generation, output_dir))

@@ -9,10 +9,9 @@ outside the known list is no fault: the row keeps the name as written, and the r
 import re
 from dataclasses import dataclass
 
+from ..data.release import NEGATIVE_TASK
 from .prompt import MAX_ANSWER_WORDS, POSITIVE, TASKS
 
-
-NEGATIVE_TASK = "negative"  # the release's task for every negative row
 
 # drop reasons, as counted in the run summary
 EMPTY_INSTRUCTION = "empty instruction"

@@ -103,37 +103,14 @@ def _jsonl(path: Path):
 
 
 def read_predictions(path: str | Path) -> list[GQAAnswer]:
-    """Rows `{question_id?, image_id?, question, answer, model?}` of one predictions JSONL file; `model` defaults to
-    the file's name without its suffix."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    answers = []
-    for where, _, row in _jsonl(path):
-        if not isinstance(row, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        question_id, question, answer, model = (row.get(k) for k in ("question_id", "question", "answer", "model"))
-        if question_id is not None and _identifier(question_id) is None:
-            raise InputError(f"{where}: field `question_id` must be a string")
-        if question_id is None and (not isinstance(question, str) or not question.strip()):
-            raise InputError(f"{where}: field `question` is missing or empty (and there is no `question_id`)")
-        if not isinstance(answer, str):
-            raise InputError(f"{where}: field `answer` is missing or not a string (write the model's reply there)")
-        if model is not None and not isinstance(model, str):
-            raise InputError(f"{where}: field `model` must be a string")
-        answers.append(
-            GQAAnswer(
-                where,
-                model or path.stem,
-                question if isinstance(question, str) else None,
-                answer,
-                _identifier(question_id),
-                _identifier(row.get("image_id")),
-            )
-        )
-    if not answers:
-        raise InputError(f"{path}: the file holds no predictions")
-    return answers
+    """Rows `{question_id?, image_id?, question, answer, model?}` of one predictions JSONL file (read and checked by
+    `lrv_hf.predictions`); `model` defaults to the file's name without its suffix."""
+    from ..predictions import read_predictions as read_rows
+
+    rows = read_rows(path)
+    return [
+        GQAAnswer(r.where, r.model or Path(path).stem, r.question, r.answer, r.question_id, r.image_id) for r in rows
+    ]
 
 
 def join(answers: list[GQAAnswer], references: dict[str, Reference], references_name: str = "references"):

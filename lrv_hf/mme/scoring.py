@@ -90,33 +90,14 @@ def score_answers(answers: list[str], references: list[str], question_ids: list[
 
 # -- predictions ---------------------------------------------------------------------------------------------------
 def _read_predictions(path: Path) -> list[dict]:
-    # the lead swaps this for lrv_hf.predictions.read_predictions at merge: rows {question_id?, image_id, question,
-    # answer, model?}; a row without `model` belongs to a model named after its file
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    """Rows `{question_id?, image_id, question, answer, model?}` (read and checked by `lrv_hf.predictions`); a row
+    without `model` belongs to a model named after its file."""
+    from ..predictions import read_predictions
+
     rows = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{where}: expected an object, got {type(row).__name__}")
-            for key in ("question", "answer"):
-                if not isinstance(row.get(key), str):
-                    raise InputError(f"{where}: field `{key}` is missing or not a string")
-            if not isinstance(row.get("question_id"), str) and not isinstance(row.get("image_id"), str):
-                raise InputError(f"{where}: neither `question_id` nor `image_id` is a string")
-            model = row.get("model")
-            if model is not None and not isinstance(model, str):
-                raise InputError(f"{where}: field `model` must be a string")
-            rows.append({**row, "model": model or path.stem, "line": number})
-    if not rows:
-        raise InputError(f"{path}: the file holds no predictions")
+    for p in read_predictions(path):
+        p.require("question", purpose="MME matches an answer to its question by the question text")
+        rows.append({**p.to_row(), "model": p.model or Path(path).stem, "where": p.where})
     return rows
 
 
@@ -139,7 +120,7 @@ def join_predictions(items: list[dict], predictions: list[dict], source: str) ->
             continue
         if found in answers[row["model"]]:
             raise InputError(
-                f"{source}: line {row['line']}: model {row['model']!r} answers {items[found]['question_id']} "
+                f"{row['where']}: model {row['model']!r} answers {items[found]['question_id']} "
                 f"{row['question']!r} a second time"
             )
         answers[row["model"]][found] = row["answer"]

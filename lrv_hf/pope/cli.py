@@ -45,8 +45,10 @@ def add_parser(subparsers):
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from ..errors import InputError
-    from .probes import ProbeConfig, build_probes, read_objects, write_probes
+    from .probes import ProbeConfig, build_probe_file
 
     try:
         config = ProbeConfig(
@@ -56,30 +58,25 @@ def run_build(args: argparse.Namespace) -> int:
             num_images=args.num_images,
         )
     except ValueError as err:
-        raise InputError(f"invalid option: {err}") from None
-    objects = read_objects(args.objects)
-    rows = build_probes(objects, config)
-    count = write_probes(rows, args.output)
-    images = len({row["image_id"] for row in rows})
+        raise InputError(str(err), tuple(f.name for f in fields(ProbeConfig))) from None
+    made = build_probe_file(args.objects, args.output, config)
     print(
-        f"wrote {count} probes ({', '.join(config.strategies)}) on {images} of {len(objects)} images to {args.output}"
+        f"wrote {made.probes} probes ({', '.join(made.strategies)}) on {made.images} of {made.total_images} images "
+        f"to {made.path}"
     )
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from .scoring import read_predictions, read_probes, score_predictions, write_scores
+    from .scoring import score_files
 
-    probes = read_probes(args.probes)
-    predictions = read_predictions(args.predictions)
-    summary, rows = score_predictions(probes, predictions, unknown_as=args.unknown_as)
-    path = write_scores(summary, rows, args.output_dir)
+    result = score_files(args.probes, args.predictions, args.output_dir, unknown_as=args.unknown_as)
     print(f"{'model':<24} {'strategy':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'yes':>6} {'n':>6} {'unk':>5}")
-    for model, strategies in summary["models"].items():
+    for model, strategies in result.summary["models"].items():
         for strategy, m in strategies.items():
             print(
                 f"{model[-24:]:<24} {strategy:<12} {m['accuracy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
                 f"{m['f1']:6.3f} {m['yes_ratio']:6.3f} {m['n']:6d} {m['unknown']:5d}"
             )
-    print(f"wrote {path}")
+    print(f"wrote {result.path}")
     return 0

@@ -223,3 +223,24 @@ def write_probes(rows: Iterable[dict], path: str | Path) -> int:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+@dataclass
+class ProbeFile:
+    """What `build_probe_file` wrote: `probes` rows on `images` of the `total_images` annotated images."""
+
+    path: Path
+    probes: int
+    images: int
+    total_images: int
+    strategies: tuple[str, ...]
+
+
+def build_probe_file(objects: str | Path, output: str | Path, config: ProbeConfig | None = None) -> ProbeFile:
+    """Read an `objects.json`, build the probes `config` asks for and write them to the JSONL file `output`."""
+    config = config or ProbeConfig()
+    annotations = read_objects(objects)
+    rows = build_probes(annotations, config)
+    count = write_probes(rows, output)
+    images = len({row["image_id"] for row in rows})
+    return ProbeFile(Path(output), count, images, len(annotations), config.strategies)

@@ -8,9 +8,12 @@ import json
 import logging
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..predictions import iter_jsonl, question_id_of
+from ..predictions import read_predictions as read_rows
 
 
 logger = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ def compute_metrics(predictions: list[str], references: list[str], unknown_as: s
         (answers with neither "yes" nor a negation, scored or not), `tp`, `fp`, `tn`, `fn`.
     """
     if unknown_as not in UNKNOWN_AS:
-        raise ValueError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}")
+        raise InputError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}", "unknown_as")
     if len(predictions) != len(references):
         raise ValueError(f"got {len(predictions)} predictions but {len(references)} references")
     counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
@@ -103,22 +106,6 @@ def compute_metrics(predictions: list[str], references: list[str], unknown_as: s
     }
 
 
-def _read_jsonl(path: Path):
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    with open(path, encoding="utf-8-sig") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}: line {number}: invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}: line {number}: expected an object, got {type(row).__name__}")
-            yield number, row
-
-
 def _field(row: dict, key: str, where: str, kinds=(str,)) -> str:
     value = row.get(key)
     if not isinstance(value, kinds) or isinstance(value, bool):
@@ -127,11 +114,9 @@ def _field(row: dict, key: str, where: str, kinds=(str,)) -> str:
 
 
 def read_probes(path: str | Path) -> list[dict]:
-    """Read a probe JSONL (`{"image_id", "question", "label", "strategy"?, "object"?}` rows), validated."""
-    path = Path(path)
+    """Read a probe JSONL (`{"image_id", "question", "label", "strategy"?, "object"?, "question_id"?}`), validated."""
     probes, seen = [], set()
-    for number, row in _read_jsonl(path):
-        where = f"{path}: line {number}"
+    for where, row in iter_jsonl(path):
         probe = {
             "image_id": _field(row, "image_id", where, (str, int)),
             "question": _field(row, "question", where),
@@ -140,9 +125,16 @@ def read_probes(path: str | Path) -> list[dict]:
             "strategy": str(row.get("strategy") or "all"),
             "object": row.get("object"),
         }
+        question_id = question_id_of(row, where)
+        if question_id is not None:
+            probe["question_id"] = question_id
         if probe["label"] not in ("yes", "no"):
             raise InputError(f"{where}: field `label` must be 'yes' or 'no', got {row['label']!r}")
-        key = (probe["strategy"], probe["image_id"], probe["question"])
+        key = (
+            (probe["strategy"], question_id)
+            if question_id
+            else (probe["strategy"], probe["image_id"], probe["question"])
+        )
         if key in seen:
             raise InputError(f"{where}: the same question on image {probe['image_id']} appears twice")
         seen.add(key)
@@ -152,23 +144,26 @@ def read_probes(path: str | Path) -> list[dict]:
     return probes
 
 
-def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple[str, str], list[str]]]:
-    """Read prediction JSONL files (`{"image_id", "question", "answer", "model"?}` rows) into
-    `{model: {(image_id, question): [answers in file order]}}`; a row without `model` belongs to a model named after
-    its file.
+def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple, list[str]]]:
+    """Read predictions JSONL files into `{model: {join key: [answers in file order]}}` (`Prediction.join_key`: the
+    question id when the row has one, else `(image_id, question)`); a row without `model` belongs to a model named
+    after its file.
     """
-    models: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
+    models: dict[str, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for path in map(Path, paths):
-        empty = True
-        for number, row in _read_jsonl(path):
-            where = f"{path}: line {number}"
-            model = row.get("model") or path.stem
-            key = (_field(row, "image_id", where, (str, int)), _field(row, "question", where))
-            models[str(model)][key].append(_field(row, "answer", where))
-            empty = False
-        if empty:
-            raise InputError(f"{path}: the file holds no predictions")
+        for prediction in read_rows(path):
+            if prediction.question_id is None:
+                prediction.require(
+                    "image_id", purpose="POPE matches an answer on question_id, else image_id + question"
+                )
+            models[prediction.model or path.stem][prediction.join_key].append(prediction.answer)
     return {model: dict(answers) for model, answers in models.items()}
+
+
+def _probe_key(probe: dict, answers: dict) -> tuple:
+    """Join on the question id first (when both sides have it), then on image id + question."""
+    key = ("question_id", probe.get("question_id"))
+    return key if key in answers else (probe["image_id"], probe["question"])
 
 
 def score_predictions(
@@ -191,10 +186,10 @@ def score_predictions(
     for model, answers in sorted(predictions.items()):
         by_strategy: dict[str, tuple[list, list]] = {}
         missing: dict[str, int] = defaultdict(int)
-        asked = Counter((p["image_id"], p["question"]) for p in probes)
+        keys = [_probe_key(probe, answers) for probe in probes]
+        asked = Counter(keys)
         seen: Counter = Counter()
-        for probe in probes:
-            key = (probe["image_id"], probe["question"])
+        for probe, key in zip(probes, keys):
             given = answers.get(key, [])
             answered, labels = by_strategy.setdefault(probe["strategy"], ([], []))
             if not given:
@@ -202,7 +197,8 @@ def score_predictions(
                 continue
             if len(set(given)) > 1 and len(given) != asked[key]:
                 raise InputError(
-                    f"model {model!r} answers {key[1]!r} on image {key[0]} {len(given)} times, but the probes ask "
+                    f"model {model!r} answers {probe['question']!r} on image {probe['image_id']} {len(given)} times, "
+                    f"but the probes ask "
                     f"it {asked[key]} times, and the answers differ; give one answer per question or one per probe row"
                 )
             answer = given[seen[key]] if len(given) == asked[key] else given[0]
@@ -227,7 +223,9 @@ def score_predictions(
                 "%s left %d of %d probes unanswered; they are not scored", model, sum(missing.values()), len(probes)
             )
     if not rows:
-        raise InputError("no prediction matches a probe on (image_id, question): were they made from this probe file?")
+        raise InputError(
+            "no prediction matches a probe on question_id or (image_id, question): were they made from this probe file?"
+        )
     return summary, rows
 
 
@@ -241,3 +239,23 @@ def write_scores(summary: dict, rows: list[dict], output_dir: str | Path) -> Pat
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return out / "summary.json"
+
+
+@dataclass
+class PopeResult:
+    """What `score_files` wrote: the summary (`{"unknown_as", "models": {model: {strategy: metrics}}}`), the
+    per-probe rows and the path of summary.json."""
+
+    summary: dict
+    rows: list[dict]
+    path: Path
+
+
+def score_files(
+    probes: str | Path, predictions: list[str | Path], output_dir: str | Path, unknown_as: str = "yes"
+) -> PopeResult:
+    """POPE over files: a probe JSONL and predictions JSONL files -> summary.json and scores.jsonl in `output_dir`."""
+    if unknown_as not in UNKNOWN_AS:  # before reading anything
+        raise InputError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}", "unknown_as")
+    summary, rows = score_predictions(read_probes(probes), read_predictions(predictions), unknown_as=unknown_as)
+    return PopeResult(summary, rows, write_scores(summary, rows, output_dir))

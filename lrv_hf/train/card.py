@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import CITATION as _CITATION
 from ..errors import InputError
 
 
@@ -18,13 +19,6 @@ logger = logging.getLogger(__name__)
 # training_args.bin, the tiny base or the synthetic data a tiny run leaves beside it
 UPLOAD_PATTERNS = ["adapter_model.safetensors", "adapter_config.json", "README.md", "*.json", "*.jinja", "*.model"]
 IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/*", "base/*", "synthetic/*", "trainer_state.json", "*.bin"]
-
-_CITATION = """@inproceedings{liu2023mitigating,
-  title={Mitigating Hallucination in Large Multi-Modal Models via Robust Instruction Tuning},
-  author={Liu, Fuxiao and Lin, Kevin and Li, Linjie and Wang, Jianfeng and Yacoob, Yaser and Wang, Lijuan},
-  booktitle={The Twelfth International Conference on Learning Representations},
-  year={2024}
-}"""
 
 
 def read_gavie(path: str | Path | None) -> dict | None:
@@ -109,7 +103,7 @@ def model_card(
         "## Citation",
         "",
         "```bibtex",
-        _CITATION,
+        _CITATION.strip(),
         "```",
         "",
     ]

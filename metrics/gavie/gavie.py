@@ -8,20 +8,11 @@ import math
 import datasets
 import evaluate
 
+from lrv_hf import CITATION as _CITATION
 from lrv_hf.gavie import estimate, score, write_outputs
 from lrv_hf.gavie.score import Prediction
 from lrv_hf.judge import Judge
 
-
-_CITATION = """\
-@inproceedings{liu2024mitigating,
-  title={Mitigating Hallucination in Large Multi-Modal Models via Robust Instruction Tuning},
-  author={Liu, Fuxiao and Lin, Kevin and Li, Linjie and Wang, Jianfeng and Yacoob, Yaser and Wang, Lijuan},
-  booktitle={The Twelfth International Conference on Learning Representations},
-  year={2024},
-  url={https://arxiv.org/abs/2306.14565}
-}
-"""
 
 _DESCRIPTION = """\
 GAVIE scores a vision-language model's answers for hallucination without human-written references: a text-only judge

@@ -9,17 +9,17 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import torch
-
 
 def save_base(path: Path) -> Path:
-    from lrv_hf.train.tiny import save_tiny_base
+    """The tiny LLaVA base (seed 0) saved in `path`."""
+    from ..train.tiny import save_tiny_base
 
     return save_tiny_base(path, seed=0)
 
 
 def save_adapter(base_dir: Path, output_dir: Path, base_name: str, seed: int = 1, pickle: bool = False) -> Path:
     """A LoRA on `q_proj`/`v_proj` with B perturbed (so its answers differ from the base's), recording `base_name`."""
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
@@ -42,6 +42,7 @@ def save_adapter(base_dir: Path, output_dir: Path, base_name: str, seed: int = 1
 
 
 def fake_commit(repo_id: str) -> str:
+    """A stable 40-hex commit id for `repo_id`."""
     return hashlib.sha1(repo_id.encode()).hexdigest()
 
 

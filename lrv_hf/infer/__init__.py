@@ -1,0 +1,28 @@
+"""Inference: a model (+ LoRA adapter) answers LRV questions in batches -> the predictions JSONL scorers read.
+
+`load` loads the model, `inputs` reads the questions, `generate` holds the answerers, `run` writes resumable and
+sharded output (`run_inference`), `cli` is `lrv-hf infer` and `python -m lrv_hf.infer`. Nothing here imports torch
+until a model is loaded.
+"""
+
+from .generate import Answerer, GenerationSettings, TransformersAnswerer, generate_answers, render_prompts
+from .inputs import Item, read_items
+from .load import ADAPTER_NAME, load_model
+from .run import InferResult, meta_path, run_inference, write_answers
+
+
+__all__ = [
+    "ADAPTER_NAME",
+    "Answerer",
+    "GenerationSettings",
+    "InferResult",
+    "Item",
+    "TransformersAnswerer",
+    "generate_answers",
+    "load_model",
+    "meta_path",
+    "read_items",
+    "render_prompts",
+    "run_inference",
+    "write_answers",
+]
