@@ -172,6 +172,10 @@ def _accepts(annotation, value) -> bool:
     """Whether a YAML value fits a field's type (argparse converts flags, but never the defaults a recipe sets)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
+        # upstream types a choice as `SchedulerType | str`: the string must still name a member
+        choices = [arg for arg in args if isinstance(arg, type) and issubclass(arg, enum.Enum)]
+        if choices and isinstance(value, str):
+            return any(_accepts(choice, value) for choice in choices)
         return any(_accepts(arg, value) for arg in args)
     if origin is typing.Literal:
         return value in args
