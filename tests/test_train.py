@@ -761,7 +761,7 @@ def test_lora_under_deepspeed_zero2_resumes_from_its_checkpoint(tmp_path, lrv_da
     from transformers import AutoModelForImageTextToText
 
     if importlib.util.find_spec("deepspeed") is None:
-        pytest.skip("deepspeed is not installed (the `train` extra): DS_BUILD_OPS=0 pip install deepspeed")
+        pytest.skip("deepspeed is not installed: pip install 'lrv-hf[deepspeed]'")
     config = yaml.safe_load((REPO / "lrv_hf/recipes/accelerate/deepspeed-zero2-fp16.yaml").read_text())
     config.update(mixed_precision="no", num_processes=2)  # DeepSpeed's fp16 needs a GPU; the ZeRO-2 part is the same
     (tmp_path / "zero2-cpu.yaml").write_text(yaml.safe_dump(config))
