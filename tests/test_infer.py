@@ -10,6 +10,7 @@ import pytest
 from tiny_hub import save_adapter, save_base
 
 from lrv_hf.cli import main as cli
+from lrv_hf.errors import InputError
 from lrv_hf.infer import GenerationSettings, generate_answers, load_model, meta_path, run_inference
 
 
@@ -91,7 +92,7 @@ def test_resume_skips_written_rows(tiny, synthetic_release, tmp_path):
     assert (again["written"], again["skipped"]) == (0, 7)
 
     # other settings never append to the same file
-    with pytest.raises(Exception, match="other settings"):
+    with pytest.raises(InputError, match=r"the output was written with other settings"):
         run_inference(
             tiny["base"], data, str(out), adapter=tiny["adapter"], **{**common, "settings": GenerationSettings(4)}
         )
