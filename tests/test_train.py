@@ -210,6 +210,8 @@ def test_layering_defaults_recipe_command_line(tmp_path):
     assert adapter_args.lora_alpha == 32  # recipe
     assert training_args.learning_rate == 2e-4 and training_args.remove_unused_columns is False  # our defaults
     assert training_args.output_dir == "runs/llava-1.5-7b/lora-v100"
+    _, adapter_args, _, training_args = parse_train_args(["--recipe=tiny/lora-cpu", "--output-dir", "elsewhere"])
+    assert adapter_args.lora_r == 16 and training_args.output_dir == "elsewhere"  # the tiny recipe's r, the flag's dir
 
 
 def test_unknown_keys_are_errors(tmp_path):

@@ -25,15 +25,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def train_from_argv(argv: list[str], prog: str) -> int:
     """`--list-recipes`, or parse the recipe and flags once and train."""
-    from .recipes import list_recipes, recipe_path
+    from .recipes import list_recipes, recipe_arg, recipe_path
 
     if "--list-recipes" in argv:
         print("\n".join(list_recipes()))
         return 0
-    if "--recipe" not in argv and not {"-h", "--help"} & set(argv):
+    recipe = recipe_arg(argv)
+    if recipe is None and not {"-h", "--help"} & set(argv):
         raise InputError("--recipe: give a recipe name (see --list-recipes) or a YAML file")
-    if "--recipe" in argv and argv.index("--recipe") + 1 < len(argv):
-        recipe_path(argv[argv.index("--recipe") + 1])  # a mistyped name fails here, before torch loads
+    if recipe is not None:
+        recipe_path(recipe)  # a mistyped name fails here, before torch loads
     from .trainer import main as train_main
 
     result = train_main(argv, prog=prog)

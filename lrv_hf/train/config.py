@@ -15,7 +15,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
-from .recipes import recipe_path
+from .recipes import recipe_arg, recipe_path
 
 
 ADAPTERS = ("lora", "projector")
@@ -259,8 +259,7 @@ def parse_train_args(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = RecipeParser(prog)
-    # the recipe must be read before the parse that it sets defaults for: its value is looked up, not parsed
-    recipe = next((value for flag, value in zip(argv, argv[1:]) if flag == "--recipe"), None)
+    recipe = recipe_arg(argv)
     if recipe:
         values = load_recipe(recipe)
         values.setdefault("output_dir", str(Path("runs") / Path(recipe).with_suffix("").as_posix()))
