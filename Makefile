@@ -1,39 +1,43 @@
-# Two commands set everything up on a fresh machine: `make quickstart` and `make test`.
+# Two commands set everything up on a fresh machine: `make quickstart` and `make test`. Each target installs the
+# extra it uses (pyproject.toml): quickstart needs `train`, the tests and the linters `dev`.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+CHECKED := lrv_hf tests benchmarks metrics spaces_app dataset_scripts
 
 .PHONY: install quickstart test test-fast quality style bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU build of torch first, so nothing below pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# one stamp per extra: `make quickstart` does not install the test tools, a pyproject change reinstalls
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[$*]"
+	touch $@
 
-quickstart: $(STAMP)
+install: $(VENV)/.installed-dev
+
+quickstart: $(VENV)/.installed-train
 	$(BIN)/lrv-hf quickstart --output-dir runs/quickstart
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
-quality: $(STAMP)
-	$(BIN)/ruff check lrv_hf tests benchmarks metrics spaces_app dataset_scripts
-	$(BIN)/ruff format --check lrv_hf tests benchmarks metrics spaces_app dataset_scripts
+quality: $(VENV)/.installed-dev
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
 
-style: $(STAMP)
-	$(BIN)/ruff check --fix lrv_hf tests benchmarks metrics spaces_app dataset_scripts
-	$(BIN)/ruff format lrv_hf tests benchmarks metrics spaces_app dataset_scripts
+style: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix $(CHECKED)
+	$(BIN)/ruff format $(CHECKED)
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-dev
 	@echo "benchmarks (figures and the exact commands in BENCHMARKS.md):"; ls benchmarks/*.py
 
 clean:

@@ -147,14 +147,19 @@ def test_ctrl_c_during_quickstart_training_stops_cleanly_keeping_finished_steps(
     assert (out / "dataset" / "build_report.json").is_file()  # the finished data step is there to be reused
 
 
-def test_one_citation_in_every_card():
-    """The dataset card, the model card and the GAVIE metric (module and card) all cite LRV with one string."""
-    import lrv_hf
-    from lrv_hf.data import builder
-    from lrv_hf.train import card
+def test_one_citation_in_every_card(built_dataset):
+    """The dataset card and builder, a model card and the GAVIE metric (module and card) all cite LRV with one string."""
+    import evaluate
 
-    assert builder._CITATION is card._CITATION is lrv_hf.CITATION
-    assert lrv_hf.CITATION in (PACKAGE.parent / "metrics" / "gavie" / "README.md").read_text()
-    assert (
-        "from lrv_hf import CITATION as _CITATION" in (PACKAGE.parent / "metrics" / "gavie" / "gavie.py").read_text()
-    )
+    import lrv_hf
+    from lrv_hf.data.builder import LRVInstruction
+    from lrv_hf.data.card import dataset_card
+    from lrv_hf.train.card import model_card
+
+    bibtex = lrv_hf.CITATION
+    assert bibtex.startswith("@inproceedings{liu2023mitigating,") and "2306.14565" in bibtex
+    assert bibtex in str(dataset_card(built_dataset, "org/lrv-instruction"))
+    assert LRVInstruction(config_name="instructions", release_dir=str(built_dataset))._info().citation == bibtex
+    assert bibtex in str(model_card("org/base", "abc123", "tiny/lora-cpu", {"lora_r": 8}, {"dataset": "org/lrv"}))
+    assert evaluate.load(str(PACKAGE.parent / "metrics" / "gavie")).citation == bibtex
+    assert bibtex in (PACKAGE.parent / "metrics" / "gavie" / "README.md").read_text()

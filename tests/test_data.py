@@ -135,11 +135,25 @@ def test_evaluation_config_has_questions_without_answers(built_dataset, syntheti
 
 
 def test_card_lists_every_config_and_the_licence_note(built_dataset):
-    card = (built_dataset / "README.md").read_text()
-    header = card.split("---")[1]
-    assert "config_name: instructions" in header and "config_name: evaluation" in header
-    assert "path: evaluation/test-*.parquet" in header
-    assert "CC BY 4.0" in card and "@inproceedings{liu2023mitigating" in card
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard
+
+    from lrv_hf.data.features import FEATURES
+
+    card = DatasetCard.load(built_dataset / "README.md")
+    # read back the way `load_dataset` and the Hub read it
+    configs = MetadataConfigs.from_dataset_card_data(card.data)
+    assert configs["instructions"]["data_files"] == [{"split": "train", "path": "instructions/train-*.parquet"}]
+    assert configs["evaluation"]["data_files"] == [{"split": "test", "path": "evaluation/test-*.parquet"}]
+    assert configs.get_default_config_name() == "instructions"
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    for name, split in [("instructions", "train"), ("evaluation", "test")]:
+        assert infos[name].features == FEATURES
+        loaded = datasets.load_dataset(str(built_dataset), name, split=split)
+        assert infos[name].splits[split].num_examples == len(loaded) > 0
+    assert card.data.license == "bsd-3-clause"
+    assert "CC BY 4.0" in card.text and "@inproceedings{liu2023mitigating" in card.text
 
 
 def test_build_is_deterministic(synthetic_release, tmp_path):

@@ -4,6 +4,7 @@ files, the `evaluate` module and the `lrv-hf pope` command line."""
 import doctest
 import json
 import random
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -300,13 +301,17 @@ def test_evaluate_module_matches_the_library_and_its_doctests_run(monkeypatch):
     assert runner.summarize(verbose=False).failed == 0 and len(test.examples) == 6
 
 
-def test_metric_card_has_the_spaces_header():
+def test_metric_card_has_the_spaces_header(monkeypatch):
+
     card = (ROOT / "metrics/pope/README.md").read_text()
     header = yaml.safe_load(card.split("---")[1])
     assert {"title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "pinned"} <= set(header)
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py" and header["pinned"] is False
     assert {"evaluate", "metric"} <= set(header["tags"])
-    assert "def build_app" in (ROOT / "metrics/pope/app.py").read_text()  # its own Blocks: tests/test_metric_spaces.py
+    import gradio as gr
+
+    app = runpy.run_path(str(ROOT / "metrics/pope/app.py"), run_name="space")  # what the Space imports, not launched
+    assert isinstance(app["build_app"](), gr.Blocks)  # its own Blocks UI; tests/test_metric_spaces.py drives it
 
 
 # -- command line ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Everything runs on CPU with the tiny LLaVA built from configs and the synthetic 
 """
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from lrv_hf.train.config import LRVTrainingArguments, ModelArguments, parse_trai
 from lrv_hf.train.model import apply_adapter, preflight
 from lrv_hf.train.recipes import list_recipes, recipe_path
 from lrv_hf.train.tiny import NUM_IMAGE_TOKENS, build_tiny_llava
-from lrv_hf.train.trainer import LRVTrainer, main
+from lrv_hf.train.trainer import LRVTrainer, _damage, main
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,6 +210,8 @@ def test_layering_defaults_recipe_command_line(tmp_path):
     assert adapter_args.lora_alpha == 32  # recipe
     assert training_args.learning_rate == 2e-4 and training_args.remove_unused_columns is False  # our defaults
     assert training_args.output_dir == "runs/llava-1.5-7b/lora-v100"
+    _, adapter_args, _, training_args = parse_train_args(["--recipe=tiny/lora-cpu", "--output-dir", "elsewhere"])
+    assert adapter_args.lora_r == 16 and training_args.output_dir == "elsewhere"  # the tiny recipe's r, the flag's dir
 
 
 def test_unknown_keys_are_errors(tmp_path):
@@ -219,8 +223,57 @@ def test_unknown_keys_are_errors(tmp_path):
         parse_train_args(["--recipe", "tiny/lora-cpu", "--lora_rnk", "4"])
     with pytest.raises(InputError, match="no such recipe"):
         parse_train_args(["--recipe", "llava/nope"])
-    with pytest.raises(ValueError, match="`adapter`"):
+    with pytest.raises(InputError, match="`adapter` must be one of"):
         parse_train_args(["--adapter", "full"])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lora_r": "eight"}, "`lora_r` must be int, got 'eight'"),
+        ({"learning_rate": [1]}, "`learning_rate` must be float"),
+        ({"multi_turn": "yes"}, "`multi_turn` must be bool"),
+        ({"lora_target_modules": "q_proj"}, "`lora_target_modules` must be list"),
+        ({"lr_scheduler_type": "cosine_wiggle"}, "`lr_scheduler_type` must be"),
+        ({"learning_rate": 0}, "`learning_rate` must be positive, got 0"),
+        ({"learning_rate": -1e-4}, "`learning_rate` must be positive"),
+        ({"overlong": "wrap"}, "`overlong` must be one of"),
+    ],
+)
+def test_recipe_values_are_checked_when_parsed(tmp_path, values, message):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(yaml.safe_dump({"lora_r": 4, **values}))
+    with pytest.raises(InputError, match=f"mine.yaml: {re.escape(message)}"):
+        parse_train_args(["--recipe", str(recipe)])
+
+
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("learning_rate: 1e-4\nlora_r: 4\n")  # YAML 1.1 reads 1e-4 as a string
+    _, adapter_args, _, training_args = parse_train_args(["--recipe", str(recipe), "--lora_r", "2"])
+    assert training_args.learning_rate == 1e-4 and adapter_args.lora_r == 2
+
+
+def test_bad_values_are_reported_before_the_model_loads(tmp_path, lrv_dataset, monkeypatch):
+    from lrv_hf.train import trainer as trainer_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the bad input was found")
+
+    monkeypatch.setattr(trainer_module, "load_adapter_model", never)
+    with pytest.raises(InputError, match="`learning_rate` must be positive"):
+        main(tiny_args(tmp_path, lrv_dataset, "--learning_rate", "0"))
+    empty = tmp_path / "empty"
+    write_synthetic_release(empty / "release", num_images=5, seed=0)
+    release = json.loads((empty / "release" / "filter_cap.json").read_text())
+    for row in release["annotations"]:
+        row.pop("answer", None)
+    (empty / "release" / "filter_cap.json").write_text(json.dumps(release))
+    build_dataset([empty / "release" / "filter_cap.json"], empty / "release" / "images", empty / "dataset")
+    with pytest.raises(InputError, match="`dataset_name` .*: no answered instructions"):
+        main(tiny_args(tmp_path / "run", str(empty / "dataset")))
+    with pytest.raises(InputError, match="`max_length` 40: every one of the 8 conversations is longer"):
+        main(tiny_args(tmp_path / "run", lrv_dataset, "--max_length", "40"))
 
 
 def test_preflight_refuses_bf16_on_v100_and_falls_back_from_flash_attention():
@@ -317,31 +370,55 @@ def test_offsets_and_alignment_give_the_same_labels(tiny):
     assert "offset_mapping" not in fast and torch.equal(fast["labels"], slow["labels"])
 
 
-def test_too_long_samples_are_dropped_and_counted_never_cut(tiny):
+def test_measure_and_truncation_keep_the_image_whole(tiny):
     _, processor = tiny
-    long = conversation(answers=("The ball is red. " * 20, "No."))
-    collator = AnswerOnlyCollator(processor, max_length=80)
-    batch = collator([long, conversation()])
-    assert batch["input_ids"].shape[0] == 1 and collator.dropped == 1 and collator.seen == 2
-    assert int((batch["input_ids"][0] == processor.image_token_id).sum()) == NUM_IMAGE_TOKENS
-    with pytest.raises(ValueError, match="max_length"):
-        collator([long])
+    long, short = conversation(answers=("The ball is red. " * 20, "No.")), conversation()
+    (long_length, long_first), (short_length, short_first) = AnswerOnlyCollator(processor).measure([long, short])
+    whole = AnswerOnlyCollator(processor)([long, short])
+    assert (long_length, short_length) == tuple(whole["attention_mask"].sum(dim=1).tolist())
+    assert long_first == short_first == int((whole["labels"][1] != IGNORE_INDEX).nonzero()[0])
+    assert short_first > NUM_IMAGE_TOKENS and long_length > 80 > short_first
+    cut = AnswerOnlyCollator(processor, max_length=80)([long, short])
+    assert cut["input_ids"].shape == cut["labels"].shape == cut["attention_mask"].shape == (2, 80)
+    assert torch.equal(cut["labels"], whole["labels"][:, :80])
+    assert int((cut["input_ids"][0] == processor.image_token_id).sum()) == NUM_IMAGE_TOKENS
 
 
 # training runs
 
 
+SECRETS = {"HF_TOKEN": "hf_secret_value_123", "OPENAI_API_KEY": "sk-secret-value-456"}
+
+
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, lrv_dataset):
-    """Overfits four conversations: the LoRA run that the save, reload, merge and card tests look at."""
+def lora_result(tmp_path_factory, lrv_dataset):
+    """Overfits four conversations: the LoRA run that the save, reload, merge and card tests look at.
+
+    It runs with a Hub token and a judge key in the environment, so the card tests can show that neither leaks.
+    """
     out = tmp_path_factory.mktemp("lora")
-    gavie = str(write_gavie(out))
-    return main(tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", "--gavie_summary", gavie))
+    summaries = ["--gavie_summary", str(write_gavie(out)), "--pope_summary", str(write_pope(out))]
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in SECRETS.items():
+            env.setenv(name, value)
+        return main(tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", *summaries))
+
+
+@pytest.fixture(scope="module")
+def lora_run(lora_result):
+    return lora_result.trainer
 
 
 def write_gavie(folder: Path) -> Path:
     path = folder / "gavie_summary.json"
     path.write_text(json.dumps({"accuracy": 6.25, "relevancy": 8.5, "n": 40, "n_scored": 40}))
+    return path
+
+
+def write_pope(folder: Path) -> Path:
+    path = folder / "pope_summary.json"
+    figures = {"accuracy": 0.8125, "f1": 0.75, "precision": 0.8, "recall": 0.7, "yes_ratio": 0.45}
+    path.write_text(json.dumps({"unknown_as": "no", "models": {"lrv": {"random": figures}}}))
     return path
 
 
@@ -354,7 +431,7 @@ def test_lora_trains_the_adapter_only(lora_run):
 def test_projector_only_trains_the_projector_only(tmp_path, lrv_dataset):
     trainer = main(
         tiny_args(tmp_path, lrv_dataset, "--adapter", "projector", "--trainable_modules", "multi_modal_projector")
-    )
+    ).trainer
     trainable = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("multi_modal_projector.modules_to_save" in name for name in trainable)
     unchanged_trainable, changed_frozen = frozen_changes(trainer)
@@ -363,17 +440,37 @@ def test_projector_only_trains_the_projector_only(tmp_path, lrv_dataset):
     assert saved["modules_to_save"] == ["multi_modal_projector"]
 
 
-def test_adapter_saved_as_safetensors_with_processor_and_card(lora_run):
-    out = Path(lora_run.args.output_dir)
-    assert (out / "adapter_model.safetensors").is_file() and not list(out.glob("adapter_model.bin"))
+def test_adapter_saved_as_safetensors_with_processor_and_card(lora_result):
+    from huggingface_hub import ModelCard
+
+    out = lora_result.output_dir
+    assert lora_result.adapter_path == out / "adapter_model.safetensors" and lora_result.adapter_path.is_file()
+    assert not list(out.glob("adapter_model.bin")) and lora_result.global_step == 10
     config = json.loads((out / "adapter_config.json").read_text())
     assert Path(config["base_model_name_or_path"]) == (out / "base").resolve()
     assert (out / "processor_config.json").is_file() and (out / "chat_template.jinja").is_file()
-    card = (out / "README.md").read_text()
-    header = yaml.safe_load(card.split("---")[1])
-    assert "base_model" not in header and header["library_name"] == "peft"  # a local base is no Hub id
-    assert f"`{config['base_model_name_or_path']}` (revision `main`)" in card
-    assert "`tiny/lora-cpu`" in card and "| 6.25 | 8.50 | 40 |" in card and "lora_r | `16`" in card
+    card = ModelCard.load(lora_result.card_path)
+    # a local base and a local dataset are no Hub ids: the Hub would link them to nothing
+    assert card.data.base_model is None and card.data.datasets is None and card.data.library_name == "peft"
+    results = {(r.dataset_type, r.dataset_config, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results == {
+        ("lrv-instruction-gavie", None, "gavie-accuracy"): 6.25,
+        ("lrv-instruction-gavie", None, "gavie-relevancy"): 8.5,
+        ("pope", "random", "accuracy"): 0.8125,
+        ("pope", "random", "f1"): 0.75,
+    }
+    assert f"`{config['base_model_name_or_path']} (revision main)`" in card.text
+    assert "`tiny/lora-cpu`" in card.text and "| 6.25 | 8.50 | 40 |" in card.text and "lora_r | `16`" in card.text
+    assert "| random | 0.8125 | 0.7500 |" in card.text and "@inproceedings{liu2023mitigating" in card.text
+
+
+def test_no_secret_from_the_environment_reaches_any_file_of_the_run(lora_result):
+    """The run had HF_TOKEN and OPENAI_API_KEY set (see `lora_result`): no byte of either may be written anywhere."""
+    written = [p for p in lora_result.output_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "README.md" for p in written) and any(p.name == "training_args.bin" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert not [name for name, value in SECRETS.items() if value.encode() in data], path
 
 
 def test_save_reload_gives_identical_logits_and_merge_the_same_outputs(lora_run, tiny):
@@ -414,17 +511,79 @@ def test_resume_continues_from_the_saved_step(tmp_path, lrv_dataset, monkeypatch
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(LRVTrainer, "training_step", counting)
-    trainer = main(tiny_args(tmp_path, lrv_dataset, *flags, "--max_steps", "4"))
-    assert steps == [2, 3]
-    assert trainer.state.global_step == 4 and (tmp_path / "checkpoint-4").is_dir()
+    result = main(tiny_args(tmp_path, lrv_dataset, *flags, "--max_steps", "4"))
+    assert steps == [2, 3] and result.resumed_from == str(tmp_path / "checkpoint-2")
+    assert result.global_step == 4 and (tmp_path / "checkpoint-4").is_dir()
 
 
-def test_dropped_samples_are_counted_across_dataloader_workers_and_recorded(tmp_path, lrv_dataset):
-    # the 8 synthetic conversations are 190-222 tokens long, 3 of them over 210; a batch of 8 holds them all
-    flags = ["--max_length", "210", "--per_device_train_batch_size", "8", "--max_steps", "2"]
-    trainer = main(tiny_args(tmp_path, lrv_dataset, *flags, "--dataloader_num_workers", "1"))
-    assert trainer.num_dropped == 2 * 3
-    assert "| data: dropped (longer than max_length) | `6` |" in (tmp_path / "README.md").read_text()
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, lrv_dataset, monkeypatch, caplog):
+    """Issue 14.2: a truncated adapter in the newest checkpoint made the resume crash."""
+    flags = ["--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "3"]
+    main(tiny_args(tmp_path, lrv_dataset, *flags, "--max_steps", "4"))
+    weights = tmp_path / "checkpoint-4" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # the disk filled up while saving
+    steps, original = [], LRVTrainer.training_step
+
+    def counting(self, *args, **kwargs):
+        steps.append(self.state.global_step)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LRVTrainer, "training_step", counting)
+    with caplog.at_level(logging.INFO, logger="lrv_hf.train.trainer"):
+        result = main(tiny_args(tmp_path, lrv_dataset, *flags, "--max_steps", "6"))
+    assert result.resumed_from == str(tmp_path / "checkpoint-2") and steps == [2, 3, 4, 5]
+    assert f"skipping {tmp_path / 'checkpoint-4'}: adapter_model.safetensors is unreadable" in caplog.text
+    assert f"resuming from {tmp_path / 'checkpoint-2'}" in caplog.text
+    weights.write_bytes(b"\x08")
+    with pytest.raises(InputError, match=r"`resume_from_checkpoint` .*checkpoint-4: adapter_model.safetensors is"):
+        main(tiny_args(tmp_path, lrv_dataset, *flags, "--resume_from_checkpoint", str(tmp_path / "checkpoint-4")))
+
+
+def test_damage_is_found_in_each_file_a_checkpoint_needs(lora_result, tmp_path):
+    import shutil
+
+    source = tmp_path / "intact"
+    shutil.copytree(lora_result.output_dir, source, ignore=shutil.ignore_patterns("base", "synthetic", "checkpoint-*"))
+    (source / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
+    torch.save({"state": torch.zeros(100)}, source / "optimizer.pt")
+    assert _damage(source) is None
+    for name, expected in [
+        ("trainer_state.json", "trainer_state.json is truncated"),
+        ("optimizer.pt", "optimizer.pt is truncated"),
+        ("adapter_model.safetensors", "adapter_model.safetensors is unreadable"),
+    ]:
+        damaged = tmp_path / name
+        shutil.copytree(source, damaged)
+        (damaged / name).write_bytes((source / name).read_bytes()[:-7])
+        assert _damage(damaged).startswith(expected), name
+    (damaged / "trainer_state.json").unlink()
+    assert _damage(damaged) == "no trainer_state.json"
+
+
+@pytest.mark.parametrize("overlong", ["drop", "truncate"])
+def test_overlong_samples_are_settled_before_batching_even_at_batch_size_1(
+    tmp_path, lrv_dataset, monkeypatch, caplog, overlong
+):
+    """Issue 14.1: at batch size 1 an over-long sample used to be a batch with nothing left, and the run crashed."""
+    # the 8 synthetic conversations are 190-222 tokens long, 3 of them over 210
+    widths, original = [], LRVTrainer.training_step
+
+    def recording(self, model, inputs, *args, **kwargs):
+        widths.append(inputs["input_ids"].shape[1])
+        return original(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(LRVTrainer, "training_step", recording)
+    flags = ["--max_length", "210", "--per_device_train_batch_size", "1", "--max_steps", "9", "--overlong", overlong]
+    with caplog.at_level(logging.WARNING, logger="lrv_hf.train.trainer"):
+        result = main(tiny_args(tmp_path, lrv_dataset, *flags))
+    dropped, truncated = (3, 0) if overlong == "drop" else (0, 3)
+    assert (result.dropped, result.truncated, result.conversations) == (dropped, truncated, 8 - dropped)
+    assert result.global_step == 9 and len(widths) == 9 and max(widths) <= 210
+    assert overlong == "drop" or max(widths) == 210  # the cut samples were trained on, cut
+    assert caplog.text.count("3 of 8 conversations are longer than `max_length`=210") == 1
+    card = (tmp_path / "README.md").read_text()
+    assert f"| data: dropped (longer than max_length=210) | `{dropped}` |" in card
+    assert f"| data: answers cut at max_length | `{truncated}` |" in card
 
 
 def test_nan_loss_stops_the_run_with_a_clear_message(tmp_path, lrv_dataset, monkeypatch):
@@ -464,13 +623,13 @@ def test_push_uploads_adapter_processor_and_card_only(tmp_path, lrv_dataset, mon
     ]
 
 
-def test_model_card_never_holds_a_token(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
-    card = model_card("org/base", "abc123", "llava-1.5-7b/lora-v100", {"adapter": "lora"}, {"dataset": "org/lrv"})
-    assert "hf_secret_value" not in card and "`org/base` (revision `abc123`)" in card
-    header = yaml.safe_load(card.split("---")[1])
-    assert header["datasets"] == ["org/lrv"] and header["base_model"] == "org/base"
-    with pytest.raises(InputError, match="HF_TOKEN"):
+def test_model_card_links_hub_ids_and_refuses_a_token_in_the_recipe():
+    card = model_card(
+        "org/base", "abc123", "llava-1.5-7b/lora-v100", {"adapter": "lora"}, {"dataset": "org/lrv"}, "org/lrv"
+    )
+    assert card.data.base_model == "org/base" and card.data.datasets == ["org/lrv"] and not card.data.eval_results
+    assert "`org/base (revision abc123)`" in card.text and "## GAVIE" not in card.text
+    with pytest.raises(InputError, match="`hub_token`: pass the Hub token through the HF_TOKEN"):
         main(["--recipe", "tiny/lora-cpu", "--hub_token", "hf_x", "--output_dir", "unused"])
 
 
@@ -486,6 +645,13 @@ def test_cli_lists_recipes_and_reports_bad_recipes_in_one_line():
         text=True,
     )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no such recipe" in bad.stderr
+    wrong = subprocess.run(
+        [BIN / "lrv-hf", "train", "--recipe", "tiny/lora-cpu", "--max_steps", "many"], capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+    assert "--max_steps" in wrong.stderr and "invalid int value: 'many'" in wrong.stderr
+    usage = subprocess.run([BIN / "lrv-hf", "train", "--help"], capture_output=True, text=True, check=True)
+    assert "--lora_r" in usage.stdout and "--overlong" in usage.stdout and "--learning_rate" in usage.stdout
 
 
 @pytest.mark.slow
@@ -526,17 +692,18 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path, lrv_da
     done = subprocess.run([*command, "--max_steps", str(complete + 2)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming from {tmp_path / f'checkpoint-{complete}'}" in done.stderr
-    assert "skipping" in done.stderr and "checkpoint-1000: incomplete" in done.stderr
+    assert f"skipping {tmp_path / 'checkpoint-1000'}: no trainer_state.json" in done.stderr
     state = json.loads((tmp_path / f"checkpoint-{complete + 2}" / "trainer_state.json").read_text())
     assert state["global_step"] == complete + 2
 
 
 DDP_WORKER = """
-import json, os, sys
+import json, logging, os, sys
 import torch
 from lrv_hf.train.trainer import main
 
-trainer = main(sys.argv[1:])
+logging.basicConfig(level=logging.INFO)
+trainer = main(sys.argv[1:]).trainer
 trainable = {n: p.detach().double().sum().item() for n, p in trainer.model.named_parameters() if p.requires_grad}
 rank = int(os.environ.get("RANK", "0"))
 out = os.path.join(trainer.args.output_dir, f"rank{rank}.json")
@@ -552,7 +719,8 @@ def test_two_process_ddp_on_cpu_completes_and_ranks_agree(tmp_path, lrv_dataset)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [BIN / "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", str(worker), *tiny_args(out, lrv_dataset)],
+         "--mixed_precision", "no", "--dynamo_backend", "no", str(worker),
+         *tiny_args(out, lrv_dataset, "--max_length", "210")],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -561,6 +729,9 @@ def test_two_process_ddp_on_cpu_completes_and_ranks_agree(tmp_path, lrv_dataset)
     assert ranks[0]["step"] == ranks[1]["step"] == 4
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert (out / "adapter_model.safetensors").is_file()
+    # each rank sizes the data and builds the trainer, but only the main process speaks
+    assert done.stderr.count("3 of 8 conversations are longer than `max_length`=210") == 1, done.stderr[-3000:]
+    assert len(re.findall(r"training \d+ of \d+ parameters", done.stderr)) == 1, done.stderr[-3000:]
 
 
 DEEPSPEED_WORKER = """
@@ -576,7 +747,7 @@ def counting(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 
 LRVTrainer.training_step = counting
-trainer = main(sys.argv[1:])
+trainer = main(sys.argv[1:]).trainer
 record = {"deepspeed": trainer.is_deepspeed_enabled, "world_size": trainer.args.world_size, "steps": steps}
 json.dump(record, open(os.path.join(trainer.args.output_dir, f"rank{os.environ.get('RANK', '0')}.json"), "w"))
 """
@@ -592,7 +763,7 @@ def test_lora_under_deepspeed_zero2_resumes_from_its_checkpoint(tmp_path, lrv_da
     from transformers import AutoModelForImageTextToText
 
     if importlib.util.find_spec("deepspeed") is None:
-        pytest.skip("deepspeed is not installed (the `train` extra): DS_BUILD_OPS=0 pip install deepspeed")
+        pytest.skip("deepspeed is not installed: pip install 'lrv-hf[deepspeed]'")
     config = yaml.safe_load((REPO / "lrv_hf/recipes/accelerate/deepspeed-zero2-fp16.yaml").read_text())
     config.update(mixed_precision="no", num_processes=2)  # DeepSpeed's fp16 needs a GPU; the ZeRO-2 part is the same
     (tmp_path / "zero2-cpu.yaml").write_text(yaml.safe_dump(config))

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from PIL import Image, UnidentifiedImageError
 
-from .. import CITATION as _CITATION
+from ..citation import CITATION as _CITATION
 from ..errors import InputError
 from .features import FEATURES
 from .release import BadRows, image_path, polarity_of, read_instructions, read_regions

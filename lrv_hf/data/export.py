@@ -12,17 +12,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet as pq
-import yaml
 
 from ..errors import InputError
-from .builder import _CITATION, LRVInstruction
-from .features import FEATURES
+from .builder import LRVInstruction
+from .card import REPORT_FILE, write_card
 
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "build_report.json"
 KNOWN_CONFIGS = tuple(config.name for config in LRVInstruction.BUILDER_CONFIGS)
 PARALLEL_ABOVE_BYTES = 8_000_000
 
@@ -151,127 +148,6 @@ def _read_reports(output_dir: Path) -> dict:
     if not isinstance(reports, dict) or not all(isinstance(r, dict) for r in reports.values()):
         raise InputError(f"{path}: not a build report of lrv-hf (expected an object of reports); {fix}")
     return reports
-
-
-def write_card(output_dir: str | Path, repo_id: str = "<org>/lrv-instruction") -> Path:
-    """Write README.md: YAML header (`configs:` block, features, licence) and the card body, from what is on disk."""
-    output_dir = Path(output_dir)
-    reports = _read_reports(output_dir)
-    configs: dict[str, list[str]] = {}
-    for config_dir in sorted(p for p in output_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        splits = sorted({f.name.split("-")[0] for f in config_dir.glob("*.parquet")})
-        if splits:
-            configs[config_dir.name] = splits
-    info_features = FEATURES._to_yaml_list()
-    header = {
-        "license": "bsd-3-clause",
-        "language": ["en"],
-        "pretty_name": "LRV-Instruction",
-        "task_categories": ["visual-question-answering", "image-text-to-text"],
-        "tags": ["hallucination", "visual-instruction-tuning", "lrv-instruction", "visual-genome"],
-        "configs": [
-            {
-                "config_name": name,
-                "data_files": [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in splits],
-                **({"default": True} if name == "instructions" else {}),
-            }
-            for name, splits in configs.items()
-        ],
-        "dataset_info": [
-            {
-                "config_name": name,
-                "features": info_features,
-                "splits": [_split_info(output_dir / name, split) for split in splits],
-            }
-            for name, splits in configs.items()
-        ],
-    }
-    rows = []
-    for _, report in sorted(reports.items()):
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report["skipped"].items())) or "none"
-        rows.append(
-            f"| `{report['config']}` | `{report['split']}` | {report['images']:,} | {report['rows']:,} | "
-            f"{report['duplicates']:,} | {skipped} | {', '.join(report['files'])} |"
-        )
-    first = next(iter(configs), "instructions")
-    first_split = configs.get(first, ["train"])[0]
-    body = f"""
-# LRV-Instruction
-
-LRV-Instruction ([Liu et al., ICLR 2024](https://arxiv.org/abs/2306.14565)) is a visual instruction-tuning set built
-against hallucination: besides positive instructions over many tasks it holds **negative** instructions that ask about
-nonexistent elements or existing elements with wrong attributes, so that a model learns to say what is not there.
-This repository republishes the [original release](https://github.com/FuxiaoLiu/LRV-Instruction) as Parquet, built
-with lrv-hf (`lrv-hf data build`).
-
-## Load it
-
-```python
-from datasets import load_dataset
-
-ds = load_dataset("{repo_id}", "{first}", split="{first_split}")
-```
-
-Each row is **one image** with its instructions as lists, so each image is stored once (LRV has about nine
-instructions per image). One row per instruction, or the chat view that processors and TRL expect:
-
-```python
-from lrv_hf.data import chat_view, instruction_view
-
-per_instruction = instruction_view(ds)   # image, image_id, question, answer, task, polarity, source, regions
-chat = chat_view(ds)                     # messages (user turn with the image + assistant answer), images
-```
-
-## Fields
-
-- `image`: the image (PIL when loaded); `image_id`: the Visual Genome id (chart data: the file name).
-- `question`, `answer`, `task`, `source`: one entry per instruction; `answer` is null in the evaluation set, `task` is
-  the task name as the generator wrote it (negative instances carry `negative`), `source` the release file.
-- `polarity`: `negative` when the release marks the instruction negative, `positive` for other tasks, null when
-  the file carries no task (the evaluation set mixes both without marking them).
-- `regions`: the image's dense captions with boxes `[x, y, width, height]` in pixels (the input of GAVIE).
-
-## Configs and build report
-
-| config | split | images | instructions | duplicates dropped | rows skipped | release files |
-|---|---|---|---|---|---|---|
-{chr(10).join(rows)}
-
-Rows are skipped only when the build was run with `--on-bad-rows skip`; the reasons are counted above and in
-`{REPORT_FILE}`.
-
-## Licence
-
-The annotations are released by the LRV-Instruction authors under the BSD 3-Clause licence. The images come from
-[Visual Genome](https://homes.cs.washington.edu/~ranjay/visualgenome/) and are licensed under
-[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/); chart images come from the sources named by the LRV
-release. Cite Visual Genome (Krishna et al., 2017) when you use the images.
-
-## Citation
-
-```bibtex
-{_CITATION.strip()}
-```
-"""
-    card = "---\n" + yaml.dump(header, Dumper=_NoAliases, sort_keys=False, width=1000) + "---\n" + body
-    path = output_dir / "README.md"
-    path.write_text(card)
-    return path
-
-
-def _split_info(config_dir: Path, split: str) -> dict:
-    metadata = [pq.ParquetFile(f).metadata for f in sorted(config_dir.glob(f"{split}-*.parquet"))]
-    return {
-        "name": split,
-        "num_bytes": sum(m.row_group(i).total_byte_size for m in metadata for i in range(m.num_row_groups)),
-        "num_examples": sum(m.num_rows for m in metadata),
-    }
-
-
-class _NoAliases(yaml.SafeDumper):
-    # the Hub's card parser is happier without &id001 anchors for the repeated features block
-    def ignore_aliases(self, data):
-        return True
 
 
 def push_to_hub(output_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

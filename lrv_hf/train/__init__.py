@@ -12,13 +12,15 @@ _EXPORTS = {
     "DataArguments": "config",
     "LRVTrainer": "trainer",
     "LRVTrainingArguments": "config",
+    "TrainResult": "trainer",
     "ModelArguments": "config",
     "build_tiny_llava": "tiny",
     "list_recipes": "recipes",
-    "load_model_and_processor": "model",
+    "load_adapter_model": "model",
+    "load_processor_for": "model",
     "main": "trainer",
     "parse_train_args": "config",
-    "run": "trainer",
+    "train": "trainer",
     "save_tiny_base": "tiny",
 }
 

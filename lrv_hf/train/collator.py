@@ -5,13 +5,9 @@ answer spans come from rendering the prefixes, the tokens come from the tokenize
 image-token expansion is matched from the end of the sequence, where the text after the image sits unchanged.
 """
 
-import logging
-
 import torch
 from transformers import ProcessorMixin
 
-
-logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -114,26 +110,21 @@ class AnswerOnlyCollator:
     Args:
         processor (`ProcessorMixin`):
             The model's processor; its tokenizer pads on the right for training.
-        max_length (`int`, *optional*, defaults to `2048`):
-            Samples longer than this, image tokens included, are dropped (and counted in `dropped`), never cut:
-            cutting image tokens breaks the model's image-feature/image-token match.
-        report_dropped (`bool`, *optional*, defaults to `False`):
-            Add `num_dropped` to each batch, for a trainer that pops it: DataLoader workers hold their own copy of
-            the collator, so its `dropped` counter never reaches the main process.
+        max_length (`int`, *optional*):
+            Cut every sequence to this many tokens (the answers' tails; see `overlong_split`, which decides before
+            training what fits). Without it nothing is cut: cutting image tokens would break the model's
+            image-feature/image-token match, so samples must be sized before batching, never here.
     """
 
-    def __init__(self, processor: ProcessorMixin, max_length: int = 2048, report_dropped: bool = False):
+    def __init__(self, processor: ProcessorMixin, max_length: int | None = None):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "right"
         self.max_length = max_length
-        self.report_dropped = report_dropped
         image_token = getattr(processor, "image_token", None)
         self.image_token = getattr(image_token, "content", image_token)  # InstructBLIP keeps an AddedToken
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token) if self.image_token else None
         self.offsets = True  # whether the processor returns character offsets (fast tokenizers do)
-        self.dropped = 0
-        self.seen = 0
         self.gaps = {}  # what the chat template writes around an answer, learnt on the first conversation
 
     def _add_special_tokens(self, text: str) -> bool:
@@ -215,34 +206,45 @@ class AnswerOnlyCollator:
         return labels
 
     def __call__(self, features: list[dict]) -> dict:
+        batch = self._collate(features)
+        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
+            # padding is on the right and images come before the first answer, so the cut takes answer text only
+            length = batch["input_ids"].shape[1]
+            for key, value in batch.items():
+                if (
+                    torch.is_tensor(value)
+                    and value.dim() == 2
+                    and value.shape[1] == length
+                    and key != "pixel_values"
+                    and not key.startswith("qformer")
+                ):
+                    batch[key] = value[:, : self.max_length]
+        return batch
+
+    def _collate(self, features: list[dict]) -> dict:
         rendered = [answer_spans(self.processor, f["messages"], self.gaps) for f in features]
-        texts = [text for text, _ in rendered]
-        images = [list(f.get("images") or []) for f in features]
-        batch = self._process(texts, images)
-        lengths = lengths_before = batch["attention_mask"].sum(dim=1).tolist()
-        keep = [i for i, n in enumerate(lengths) if n <= self.max_length]
-        self.seen += len(features)
-        if len(keep) < len(features):
-            self.dropped += len(features) - len(keep)
-            logger.warning(
-                "dropped %d sample(s) longer than max_length=%d (%d of %d so far); raise `max_length` to keep them",
-                len(features) - len(keep), self.max_length, self.dropped, self.seen,
-            )  # fmt: skip
-            if not keep:
-                raise ValueError(f"every sample of this batch is longer than `max_length`={self.max_length}")
-            rendered = [rendered[i] for i in keep]
-            features = [features[i] for i in keep]
-            batch = self._process([texts[i] for i in keep], [images[i] for i in keep])
-            lengths = [lengths[i] for i in keep]
+        batch = self._process([text for text, _ in rendered], [list(f.get("images") or []) for f in features])
         if "offset_mapping" in batch:
             batch["labels"] = self._labels_from_offsets(batch, rendered)
         else:
             batch["labels"] = self._labels_by_alignment(batch, rendered, list(range(len(rendered))))
-        if self.report_dropped:
-            batch["num_dropped"] = torch.tensor(len(lengths_before) - len(lengths))
         if "qformer_input_ids" in batch:
             # InstructBLIP's Q-Former reads the instruction; given the whole rendered text it would see the answers
             questions = [first_question(f["messages"]) for f in features]
             qformer = self.processor.qformer_tokenizer(questions, padding=True, return_tensors="pt")
             batch["qformer_input_ids"], batch["qformer_attention_mask"] = qformer.input_ids, qformer.attention_mask
         return batch
+
+    def measure(self, features: list[dict]) -> list[tuple[int, int]]:
+        """(length in tokens, position of the first learnt token) of each sample, image tokens included.
+
+        The position tells whether cutting at `max_length` would keep any answer; a sample without answers reports
+        its length there.
+        """
+        batch = self._collate(features)
+        out = []
+        for row in range(len(features)):
+            length = int(batch["attention_mask"][row].sum())
+            learnt = (batch["labels"][row] != IGNORE_INDEX).nonzero()
+            out.append((length, int(learnt[0]) if len(learnt) else length))
+        return out

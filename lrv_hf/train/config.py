@@ -1,22 +1,26 @@
 """Training configuration: model, adapter and data sections plus `TrainingArguments`, layered from recipes.
 
-Layering is dataclass defaults < recipe YAML < command-line flags; a key the dataclasses do not know is an error, in
-the YAML as on the command line, so recipes cannot drift from the field names.
+Layering is dataclass defaults < recipe YAML < command-line flags, parsed once (TRL's `TrlParser` way); a key the
+dataclasses do not know, or a value of the wrong type, is an error naming the key and the file.
 """
 
-import argparse
-from dataclasses import dataclass, field, fields
+import enum
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..errors import InputError
-from .recipes import recipe_path
+from .recipes import recipe_arg, recipe_path
 
 
 ADAPTERS = ("lora", "projector")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+OVERLONG = ("drop", "truncate")
 TINY_MODEL = "tiny-llava"
 
 
@@ -101,7 +105,15 @@ class DataArguments:
     )
     max_length: int = field(
         default=2048,
-        metadata={"help": "Longer samples (image tokens included) are dropped and counted, never cut."},
+        metadata={"help": "Longest sample in tokens, image tokens included; see `overlong` for longer ones."},
+    )
+    overlong: str = field(
+        default="drop",
+        metadata={
+            "help": f"One of {OVERLONG}: samples longer than `max_length` are dropped before training, or their "
+            "answers are cut at `max_length` (a sample whose image or first question does not fit is still dropped); "
+            "either way they are counted and reported before the first step."
+        },
     )
     max_samples: int | None = field(default=None, metadata={"help": "Train on the first N conversations only."})
     synthetic_images: int = field(default=48, metadata={"help": "Images in the synthetic release (no dataset)."})
@@ -111,6 +123,8 @@ class DataArguments:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"`max_samples` must be positive, got {self.max_samples}")
+        if self.overlong not in OVERLONG:
+            raise ValueError(f"`overlong` must be one of {OVERLONG}, got {self.overlong!r}")
 
 
 @dataclass
@@ -120,6 +134,9 @@ class LRVTrainingArguments(TrainingArguments):
     recipe: str | None = field(default=None, metadata={"help": "Recipe the run came from (set by `--recipe`)."})
     gavie_summary: str | None = field(
         default=None, metadata={"help": "GAVIE `summary.json` whose figures go into the model card."}
+    )
+    pope_summary: str | None = field(
+        default=None, metadata={"help": "POPE `summary.json` (`lrv-hf pope score`) whose figures go into the card."}
     )
     # LoRA learning rate of the LRV V2 / LLaVA LoRA recipes (upstream default 5e-5 is for full fine-tuning)
     learning_rate: float = field(default=2e-4, metadata={"help": "Initial AdamW learning rate."})
@@ -141,40 +158,116 @@ class LRVTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep the last N checkpoints."})
 
+    def __post_init__(self):
+        # a zero or negative rate "trains" for hours without learning; the upstream class accepts it
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}")
+        super().__post_init__()
+
 
 SECTIONS = (ModelArguments, AdapterArguments, DataArguments, LRVTrainingArguments)
 
 
+def _accepts(annotation, value) -> bool:
+    """Whether a YAML value fits a field's type (argparse converts flags, but never the defaults a recipe sets)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        # upstream types a choice as `SchedulerType | str`: the string must still name a member
+        choices = [arg for arg in args if isinstance(arg, type) and issubclass(arg, enum.Enum)]
+        if choices and isinstance(value, str):
+            return any(_accepts(choice, value) for choice in choices)
+        return any(_accepts(arg, value) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is list:
+        return (
+            isinstance(value, list) and all(_accepts(args[0], v) for v in value) if args else isinstance(value, list)
+        )
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return value in {member.value for member in annotation}
+    return True  # composite upstream types (parallelism config): checked by their own class
+
+
+def _field_types() -> dict:
+    return {name: hint for section in SECTIONS for name, hint in typing.get_type_hints(section).items()}
+
+
 def load_recipe(name_or_path: str) -> dict:
-    """The recipe's flat key -> value mapping; a key that no section knows is an `InputError` naming it."""
+    """The recipe's flat key -> value mapping, each key known and each value of its field's type.
+
+    Raises `InputError` naming the file and the key: a recipe that parses here cannot fail later for its values'
+    types, only for what `__post_init__` checks.
+    """
     path = recipe_path(name_or_path)
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise InputError(f"{path}: a recipe is a flat mapping of keys to values")
-    known = {f.name for section in SECTIONS for f in fields(section)}
-    unknown = sorted(set(values) - known)
+    hints = _field_types()
+    unknown = sorted(set(values) - set(hints))
     if unknown:
         raise InputError(f"{path}: unknown recipe key(s) {', '.join(unknown)}")
+    for key, value in values.items():
+        # YAML 1.1 reads `1e-4` (no dot) as a string; a float field takes it as the number it clearly is
+        if isinstance(value, str) and _accepts(hints[key], 1.5) and not _accepts(hints[key], value):
+            try:
+                values[key] = value = float(value)
+            except ValueError:
+                pass
+        if not _accepts(hints[key], value):
+            expected = str(hints[key]).replace("<class '", "").replace("'>", "").replace("typing.", "")
+            raise InputError(f"{path}: `{key}` must be {expected}, got {value!r}")
     return values
 
 
-def parse_train_args(
-    argv: list[str] | None = None,
-) -> tuple[ModelArguments, AdapterArguments, DataArguments, LRVTrainingArguments]:
-    """`--recipe NAME|PATH [--output-dir D] [--key value ...]` -> the four config sections.
+class RecipeParser(HfArgumentParser):
+    """The four sections' flags plus `--recipe`; errors are `InputError`s instead of argparse's exit."""
 
-    Without `--output-dir` (or `output_dir` in the recipe) the run goes to `runs/<recipe name>`.
+    def __init__(self, prog: str | None = None):
+        super().__init__(
+            SECTIONS,
+            prog=prog,
+            description="Fine-tune a VLM on LRV-Instruction from a recipe (defaults < recipe YAML < flags).",
+            epilog="Any recipe key is a flag too, e.g. --learning_rate 1e-4 --lora_r 16 --max_steps 100.",
+        )
+
+    def error(self, message: str):
+        raise InputError(message)
+
+
+def parse_train_args(
+    argv: list[str] | None = None, prog: str | None = None
+) -> tuple[ModelArguments, AdapterArguments, DataArguments, LRVTrainingArguments]:
+    """`--recipe NAME|PATH [--output_dir D] [--key value ...]` -> the four config sections, in one parse.
+
+    The recipe's values become the parser's defaults, so flags override them; without `output_dir` in either, the
+    run goes to `runs/<recipe name>`.
     """
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--recipe", default=None)
-    known, overrides = pre.parse_known_args(argv)
-    parser = HfArgumentParser(SECTIONS)
-    values = load_recipe(known.recipe) if known.recipe else {}
-    if known.recipe:
-        values.setdefault("recipe", known.recipe)
-        values.setdefault("output_dir", str(Path("runs") / Path(known.recipe).with_suffix("").as_posix()))
-    parser.set_defaults(**values)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = RecipeParser(prog)
+    recipe = recipe_arg(argv)
+    if recipe:
+        values = load_recipe(recipe)
+        values.setdefault("output_dir", str(Path("runs") / Path(recipe).with_suffix("").as_posix()))
+        parser.set_defaults(**values)
     try:
-        return tuple(parser.parse_args_into_dataclasses(args=overrides))
+        *sections, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except ValueError as err:
-        raise InputError(f"{known.recipe or 'command line'}: {err}") from None
+        raise InputError(f"{recipe or 'command line'}: {err}") from None
+    if remaining:
+        raise InputError(f"unknown recipe key(s) {' '.join(a for a in remaining if a.startswith('--'))}")
+    return tuple(sections)

@@ -4,11 +4,11 @@ Both adapters are PEFT adapters, so one save/load path serves them: LoRA on the 
 no LoRA at all with the projector in `modules_to_save` (PEFT's dummy target), which saves only the projector.
 """
 
-import logging
 import re
 from pathlib import Path
 
 import torch
+from accelerate.logging import get_logger
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils.constants import DUMMY_TARGET_MODULES
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
@@ -17,7 +17,7 @@ from ..errors import InputError
 from .config import TINY_MODEL, AdapterArguments, ModelArguments, TrainingArguments
 
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def preflight(model_args: ModelArguments, training_args: TrainingArguments, capability: tuple | None = None) -> None:
@@ -27,6 +27,7 @@ def preflight(model_args: ModelArguments, training_args: TrainingArguments, capa
         capability (`tuple`, *optional*):
             CUDA compute capability to check against; defaults to the current device's (none on CPU).
     """
+    training_args.device  # noqa: B018 -- sets up the process group, which the rank-aware logger needs
     if capability is None and torch.cuda.is_available() and not training_args.use_cpu:
         capability = torch.cuda.get_device_capability()
     if capability is None:
@@ -118,24 +119,30 @@ def apply_adapter(model: PreTrainedModel, adapter_args: AdapterArguments) -> Pef
     return model
 
 
-def load_model_and_processor(
-    model_args: ModelArguments, adapter_args: AdapterArguments, training_args: TrainingArguments
-) -> tuple[PeftModel, ProcessorMixin]:
-    """Preflight, then the processor and the base with its adapter; `tiny-llava` is built and saved beside the run.
+def base_path(model_args: ModelArguments, training_args: TrainingArguments) -> str:
+    """Where the base loads from; `tiny-llava` is built and saved in `<output_dir>/base` on first use.
 
-    The tiny base is written to `<output_dir>/base` so that the adapter's `base_model_name_or_path` resolves there
-    for inference and the demo.
+    Saved beside the run so that the adapter's `base_model_name_or_path` resolves there for inference and the demo.
     """
-    preflight(model_args, training_args)
-    name_or_path = model_args.model_name_or_path
-    if name_or_path == TINY_MODEL:
-        from .tiny import save_tiny_base
+    if model_args.model_name_or_path != TINY_MODEL:
+        return model_args.model_name_or_path
+    from .tiny import save_tiny_base
 
-        base = Path(training_args.output_dir, "base").resolve()
-        with training_args.main_process_first(desc="tiny base"):
-            if not (base / "config.json").is_file():
-                save_tiny_base(base, seed=training_args.seed)
-        name_or_path = str(base)
-    processor = load_processor(name_or_path, model_args)
-    model = apply_adapter(load_base_model(name_or_path, model_args), adapter_args)
-    return model, processor
+    base = Path(training_args.output_dir, "base").resolve()
+    with training_args.main_process_first(desc="tiny base"):
+        if not (base / "config.json").is_file():
+            save_tiny_base(base, seed=training_args.seed)
+    return str(base)
+
+
+def load_processor_for(model_args: ModelArguments, training_args: TrainingArguments) -> ProcessorMixin:
+    """Preflight, then the processor: what sizing the data needs, before any weight loads."""
+    preflight(model_args, training_args)
+    return load_processor(base_path(model_args, training_args), model_args)
+
+
+def load_adapter_model(
+    model_args: ModelArguments, adapter_args: AdapterArguments, training_args: TrainingArguments
+) -> PeftModel:
+    """The frozen base with its adapter attached."""
+    return apply_adapter(load_base_model(base_path(model_args, training_args), model_args), adapter_args)

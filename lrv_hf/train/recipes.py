@@ -31,3 +31,9 @@ def recipe_path(name_or_path: str) -> Path:
     if name_or_path not in list_recipes():
         raise InputError(f"{name_or_path}: no such recipe; `lrv-hf train --list-recipes` shows them")
     return Path(str(RECIPES / f"{name_or_path}.yaml"))
+
+
+def recipe_arg(argv: list[str]) -> str | None:
+    """The value of `--recipe` in `argv`: read before parsing, since the recipe sets the parser's defaults."""
+    recipe = next((value for flag, value in zip(argv, argv[1:]) if flag == "--recipe"), None)
+    return next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--recipe=")), recipe)
