@@ -63,8 +63,7 @@ def build_data(output_dir: Path, num_images: int = 48, seed: int = 0, say: Calla
 # -- 2. training -------------------------------------------------------------------------------------------------------
 def train_adapter(output_dir: Path, dataset: Path, max_steps: int | None, seed: int, say: Callable = _silent) -> Path:
     """`tiny/lora-cpu` on the built instructions; a finished adapter is reused, a cut run resumes from its checkpoint."""
-    from ..train import parse_train_args
-    from ..train import run as train
+    from ..train import recipe_args, train
 
     run = output_dir / "train"
     if (run / "adapter_model.safetensors").is_file() and (run / "base" / "model.safetensors").is_file():
@@ -74,7 +73,7 @@ def train_adapter(output_dir: Path, dataset: Path, max_steps: int | None, seed: 
     overrides = {"output_dir": run, "dataset_name": dataset, "seed": seed}
     if max_steps:  # a short run still logs a loss curve and ends on a checkpoint (where trainer_state.json lives)
         overrides.update(max_steps=max_steps, logging_steps=max(1, max_steps // 8), save_steps=max_steps)
-    train(*parse_train_args(["--recipe", "tiny/lora-cpu", *(f"--{k}={v}" for k, v in overrides.items())]))
+    train(*recipe_args("tiny/lora-cpu", **overrides))
     return run
 
 

@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_processor_for": "model",
     "main": "trainer",
     "parse_train_args": "config",
+    "recipe_args": "config",
     "train": "trainer",
     "save_tiny_base": "tiny",
 }

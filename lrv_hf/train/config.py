@@ -271,3 +271,17 @@ def parse_train_args(
     if remaining:
         raise InputError(f"unknown recipe key(s) {' '.join(a for a in remaining if a.startswith('--'))}")
     return tuple(sections)
+
+
+def recipe_args(
+    recipe: str, **overrides
+) -> tuple[ModelArguments, AdapterArguments, DataArguments, LRVTrainingArguments]:
+    """The four config sections of a recipe with `overrides` on top (keys as in the recipe YAML), for library callers:
+    `train(*recipe_args("tiny/lora-cpu", output_dir="runs/x", max_steps=10))`. Unknown keys are an error."""
+    values = load_recipe(recipe)
+    values.setdefault("output_dir", str(Path("runs") / Path(recipe).with_suffix("").as_posix()))
+    values.update({key: str(value) if isinstance(value, Path) else value for key, value in overrides.items()})
+    try:
+        return tuple(RecipeParser().parse_dict(values, allow_extra_keys=False))
+    except ValueError as err:
+        raise InputError(f"recipe {recipe}: {err}", "recipe") from None
