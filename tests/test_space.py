@@ -352,9 +352,10 @@ def test_lrv_hf_demo_serves_the_same_page(hub, example_image, tmp_path):
 
 
 @pytest.mark.browser
-def test_in_a_real_browser(space, hub, example_image):
+def test_in_a_real_browser(space, hub, example_image, tmp_path):
     """Headless Chromium fills the form, clicks Compare, waits for both answers, then picks a pickle adapter and
-    waits for the error panel; both screenshots are kept under test-artifacts/."""
+    waits for the error panel; on a fresh page it uploads a text file named .png and waits for the panel again. The
+    screenshots are kept under test-artifacts/."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -389,8 +390,19 @@ def test_in_a_real_browser(space, hub, example_image):
             panel.get_by_text("Cannot answer").wait_for(timeout=60_000)
             refusal = panel.inner_text()
             page.screenshot(path=str(ARTIFACTS / "space-error.png"), full_page=True)
+
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(space)
+            page.locator("#compare").wait_for(timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(not_an_image(tmp_path / "notes.png"))
+            page.locator("#instruction textarea").fill(QUESTION)
+            page.locator("#compare").click()
+            page.locator("#error-panel").get_by_text("Cannot answer").wait_for(timeout=60_000)
+            not_image = page.locator("#error-panel").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "space-not-an-image.png"), full_page=True)
         finally:
             browser.close()
     assert base and lrv and base != lrv
     assert "Cannot answer" not in error
     assert "it holds pickle weights (adapter_model.bin)" in refusal
+    assert "the upload is not an image this demo can read" in not_image
