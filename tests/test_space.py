@@ -7,10 +7,13 @@ resolves them through `huggingface_hub` with `HF_HUB_OFFLINE=1`: the same code p
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -82,8 +85,8 @@ def hub(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def space(hub, tmp_path_factory):
-    """`python app.py` in `spaces_app/`, configured by the variables a Space's settings would hold."""
+def space_server(hub, tmp_path_factory):
+    """`python app.py` in `spaces_app/`, configured by the variables a Space's settings would hold: (process, url)."""
     ids = hub["ids"]
     env = {
         "HF_HUB_CACHE": str(hub["cache"]),
@@ -93,8 +96,13 @@ def space(hub, tmp_path_factory):
     }
     log = tmp_path_factory.mktemp("space") / "space.log"
     proc, url = start([sys.executable, "app.py"], env, ROOT / "spaces_app", log)
-    yield url
+    yield proc, url
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def space(space_server):
+    return space_server[1]
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +160,139 @@ def test_limits_on_image_and_instruction(space, hub, tmp_path, example_image):
     Image.new("RGB", (5000, 8)).save(wide)
     (_, _, error), _ = call(space, str(wide), hub["ids"]["lrv"])
     assert "the image is 5000x8 px; the limit is 4096 px a side" in error
+
+
+def not_an_image(path: Path) -> str:
+    path.write_text("These are my notes, not a picture.\n" * 20)  # named .png, as a careless upload would be
+    return str(path)
+
+
+def declared_size(path: Path, width: int, height: int) -> str:
+    """A few-byte PNG whose header (IHDR, CRC fixed) declares `width` x `height`: a bomb, or a lie, to the decoder."""
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 12  # signature (8), then the IHDR chunk's length (4); the chunk type and its 13 bytes follow
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+BAD_UPLOADS = {  # name -> (make the file in a folder, what the error panel says)
+    "text renamed .png": (lambda d: not_an_image(d / "notes.png"), "the upload is not an image this demo can read"),
+    "20000x20000 bomb": (lambda d: declared_size(d / "bomb.png", 20000, 20000), "the image has over "),
+    "header larger than the data": (lambda d: declared_size(d / "short.png", 640, 480), "the image is damaged"),
+}
+
+
+@pytest.fixture(scope="module")
+def local_app(hub, example_image, tmp_path_factory):
+    """The page over local folders, in this process: `(comparison, app, adapter)`."""
+    from lrv_hf.demo.app import build_app
+    from lrv_hf.demo.compare import Comparison
+    from lrv_hf.infer import GenerationSettings
+
+    base_dir = hub["base_dir"]
+    adapter = str(save_adapter(base_dir, tmp_path_factory.mktemp("adapter"), base_name=str(base_dir)))
+    comparison = Comparison(str(base_dir), [adapter], GenerationSettings(max_new_tokens=6))
+    return comparison, build_app(comparison, [[example_image, QUESTION]]), adapter
+
+
+def run_compare(app, image: str, instruction: str, adapter: str) -> list[tuple]:
+    """The page's Compare event as Gradio runs it, without a server: Gradio's own input processing, then the
+    function; every update the page would show."""
+    import asyncio
+
+    event = next(fn for fn in app.fns.values() if fn.api_name == "compare")
+    upload = {"path": image, "orig_name": Path(image).name, "meta": {"_type": "gradio.FileData"}}
+    inputs = asyncio.run(app.preprocess_data(event, [upload, instruction, adapter], None, explicit_call=True))
+    return [tuple(update) for update in event.fn(*inputs)]
+
+
+@pytest.mark.parametrize("upload", list(BAD_UPLOADS))
+def test_a_bad_upload_shows_in_the_panel_in_process(local_app, tmp_path, upload):
+    """Found by the hostile-upload trial (issue 14 item 14): these were stack traces, never reaching the panel."""
+    _, app, adapter = local_app
+    make, message = BAD_UPLOADS[upload]
+    updates = run_compare(app, make(tmp_path), QUESTION, adapter)
+    assert len(updates) == 1
+    base, lrv, error = updates[0]
+    assert (base, lrv) == ("", "")
+    assert error.startswith("**Cannot answer:** ") and message in error and "Traceback" not in error
+    assert str(tmp_path) not in error  # the server's upload folder is not the visitor's business
+
+
+def test_the_pixel_limit_is_read_from_the_header_and_configurable(local_app, example_image):
+    from lrv_hf.demo.compare import Comparison
+
+    comparison, app, adapter = local_app
+    *_, (base, lrv, error) = run_compare(app, example_image, QUESTION, adapter)
+    assert error == "" and base and lrv
+    comparison.max_image_pixels = 128 * 128 - 1  # the example is 128 x 128
+    try:
+        (_, _, error), *_ = run_compare(app, example_image, QUESTION, adapter)
+    finally:
+        comparison.max_image_pixels = 128 * 128
+    assert "the image is 128x128 px (16,384 pixels); the limit is 16,383 pixels" in error
+    assert list(comparison.stream(example_image, QUESTION, adapter))[-1] == (base, lrv)  # at the limit: accepted
+    with pytest.raises(ValueError, match="`max_image_pixels` must be a whole number of pixels from 1 to"):
+        Comparison("unused", [], max_image_pixels=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "must be a whole number of pixels from 1 to"), ("1e6", "must be a whole number, got '1e6'")],
+)
+def test_the_space_reads_its_pixel_limit(monkeypatch, value, message):
+    from lrv_hf.demo.app import comparison_from_env
+    from lrv_hf.errors import InputError
+
+    monkeypatch.setenv("LRV_BASE_MODEL", "unused/base@main")  # refused before anything loads
+    monkeypatch.setenv("LRV_MAX_IMAGE_PIXELS", value)
+    with pytest.raises(InputError, match=f"LRV_MAX_IMAGE_PIXELS {message}"):
+        comparison_from_env()
+
+
+@pytest.mark.parametrize("upload", list(BAD_UPLOADS))
+def test_a_bad_upload_shows_in_the_panel(space, hub, tmp_path, upload):
+    """The same trial through the Space's API, as a visitor's browser or `gradio_client` sends it."""
+    make, message = BAD_UPLOADS[upload]
+    (base, lrv, error), _ = call(space, make(tmp_path), hub["ids"]["lrv"])
+    assert (base, lrv) == ("", "")
+    assert error.startswith("**Cannot answer:** ") and message in error and "Traceback" not in error
+
+
+def test_a_refused_large_upload_is_never_decoded(space_server, hub, tmp_path, example_image):
+    """A 12000 x 12000 PNG (a few hundred KB) is refused from its header: the Space's memory never grows by its
+    decoded size (432 MB as RGB); before the fix Gradio decoded it in full before the size check."""
+    import psutil
+    from PIL import Image
+
+    proc, url = space_server
+    large = tmp_path / "large.png"
+    Image.new("1", (12000, 12000)).save(large)  # 18 MB here; 1 bit a pixel compresses to a small file
+    call(url, example_image, hub["ids"]["lrv"])  # warm: the first request's one-off allocations are not counted
+    server = psutil.Process(proc.pid)
+    before = server.memory_info().rss
+    peak, done = [before], threading.Event()
+
+    def sample():  # a decode takes about a second: sampling every 5 ms cannot miss it
+        while not done.is_set():
+            peak.append(server.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        (_, _, error), _ = call(url, str(large), hub["ids"]["lrv"])
+    finally:
+        done.set()
+        sampler.join()
+    grown = max(peak) - before
+    assert grown < 150 * 2**20, f"the server grew by {grown / 2**20:.0f} MB while refusing the upload"
+    assert "the image is 12000x12000 px (144,000,000 pixels); the limit is 16,777,216 pixels" in error
 
 
 def test_switching_adapters_never_reloads_the_base(hub, example_image, monkeypatch):
@@ -212,9 +353,10 @@ def test_lrv_hf_demo_serves_the_same_page(hub, example_image, tmp_path):
 
 
 @pytest.mark.browser
-def test_in_a_real_browser(space, hub, example_image):
+def test_in_a_real_browser(space, hub, example_image, tmp_path):
     """Headless Chromium fills the form, clicks Compare, waits for both answers, then picks a pickle adapter and
-    waits for the error panel; both screenshots are kept under test-artifacts/."""
+    waits for the error panel; on a fresh page it uploads a text file named .png and waits for the panel again. The
+    screenshots are kept under test-artifacts/."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(chromium).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -249,8 +391,29 @@ def test_in_a_real_browser(space, hub, example_image):
             panel.get_by_text("Cannot answer").wait_for(timeout=60_000)
             refusal = panel.inner_text()
             page.screenshot(path=str(ARTIFACTS / "space-error.png"), full_page=True)
+
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(space)
+            page.locator("#compare").wait_for(timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(not_an_image(tmp_path / "notes.png"))
+            page.locator("#instruction textarea").fill(QUESTION)
+            page.locator("#compare").click()
+            page.locator("#error-panel").get_by_text("Cannot answer").wait_for(timeout=60_000)
+            not_image = page.locator("#error-panel").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "space-not-an-image.png"), full_page=True)
         finally:
             browser.close()
     assert base and lrv and base != lrv
     assert "Cannot answer" not in error
     assert "it holds pickle weights (adapter_model.bin)" in refusal
+    assert "the upload is not an image this demo can read" in not_image
+
+
+def test_the_demo_command_refuses_a_bad_pixel_limit_before_loading_anything(capsys):
+    """`lrv-hf demo --max-image-pixels 0` is one line naming the flag, exit 2, before the base is looked up."""
+    from lrv_hf.cli import main
+
+    assert main(["demo", "--base", "no/such-base", "--adapter", "no/such-adapter", "--max-image-pixels", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lrv-hf demo: error: --max-image-pixels must be a whole number of pixels from 1 to")
+    assert len(err.splitlines()) == 1

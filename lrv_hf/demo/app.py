@@ -1,7 +1,8 @@
 """The Gradio page: an image and an instruction in, the base's and the LRV adapter's answers out, side by side.
 
 Settings come from environment variables (a Space's "Variables"): `LRV_BASE_MODEL` (`REPO_ID@REVISION`),
-`LRV_ADAPTERS` (comma-separated allowlist of `REPO_ID@REVISION`, the first is the default), `LRV_MAX_NEW_TOKENS`.
+`LRV_ADAPTERS` (comma-separated allowlist of `REPO_ID@REVISION`, the first is the default), `LRV_MAX_NEW_TOKENS`,
+`LRV_MAX_IMAGE_PIXELS` (larger uploads are refused from their header, never decoded).
 """
 
 import logging
@@ -14,7 +15,7 @@ import gradio as gr
 
 from ..errors import InputError
 from ..infer import GenerationSettings
-from .compare import MAX_PROMPT_CHARS, Comparison
+from .compare import MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS, Comparison
 
 
 logger = logging.getLogger(__name__)
@@ -63,15 +64,28 @@ def comparison_from_env() -> Comparison:
     max_new_tokens = os.environ.get("LRV_MAX_NEW_TOKENS", "128")
     if not max_new_tokens.isdigit():
         raise InputError(f"LRV_MAX_NEW_TOKENS must be a whole number, got {max_new_tokens!r}")
+    max_image_pixels = os.environ.get("LRV_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+    if not max_image_pixels.isdigit():
+        raise InputError(f"LRV_MAX_IMAGE_PIXELS must be a whole number, got {max_image_pixels!r}")
     settings = GenerationSettings(max_new_tokens=int(max_new_tokens), batch_size=2)
-    return Comparison(base, os.environ.get("LRV_ADAPTERS", ""), settings=settings)
+    try:
+        return Comparison(
+            base, os.environ.get("LRV_ADAPTERS", ""), settings=settings, max_image_pixels=int(max_image_pixels)
+        )
+    except ValueError as err:
+        if "`max_image_pixels`" not in str(err):
+            raise
+        raise InputError(str(err).replace("`max_image_pixels`", "LRV_MAX_IMAGE_PIXELS")) from None
 
 
 def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -> gr.Blocks:
     """The page over a loaded `Comparison`; `examples` default to `make_examples()`."""
     examples = make_examples() if examples is None else examples
 
-    def compare(image, instruction, adapter):
+    def compare(upload, instruction, adapter):
+        # the events run unpreprocessed: Gradio's image preprocessing opens and decodes an upload in full, before any
+        # size check, and its errors bypass the panel; `stream` opens the uploaded file itself, header first
+        image = upload.get("path") if isinstance(upload, dict) else upload
         try:
             for base_answer, adapter_answer in comparison.stream(image, instruction, adapter):
                 yield base_answer, adapter_answer, ""
@@ -85,7 +99,7 @@ def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -
         gr.Markdown(DESCRIPTION)
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="pil", label="Image", image_mode="RGB", height=320)
+                image = gr.Image(type="filepath", label="Image", height=320)
                 instruction = gr.Textbox(
                     label="Instruction", max_length=MAX_PROMPT_CHARS, lines=2, elem_id="instruction"
                 )
@@ -103,8 +117,9 @@ def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -
                 adapter_answer = gr.Textbox(label="With the LRV adapter", lines=5, elem_id="adapter-answer")
         gr.Examples(examples, inputs=[image, instruction], label="Examples (most ask about things not in the picture)")
         outputs = [base_answer, adapter_answer, error]
-        button.click(compare, [image, instruction, adapter], outputs, api_name="compare")
-        instruction.submit(compare, [image, instruction, adapter], outputs, api_name=False)
+        inputs = [image, instruction, adapter]
+        button.click(compare, inputs, outputs, api_name="compare", preprocess=False)
+        instruction.submit(compare, inputs, outputs, api_name=False, preprocess=False)
     return app
 
 
@@ -114,6 +129,7 @@ def launch_demo(
     settings: GenerationSettings | None = None,
     examples_dir: str | Path | None = None,
     launch: bool = True,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> gr.Blocks:
     """The demo's entry point: load `base`, check every adapter of the allowlist now (not on the first visitor's
     click), build the page and, when `launch`, serve it (Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
@@ -123,8 +139,16 @@ def launch_demo(
         adapters (`list[str]`): the adapters the page may use; the first is the default.
         settings (`GenerationSettings`, *optional*): generation settings of both answers.
         examples_dir (`str`, *optional*): where the example images are drawn (default: a temp folder).
+        max_image_pixels (`int`, *optional*): larger uploads are refused from their header, before decoding.
     """
-    comparison = Comparison(base, adapters, settings=settings or GenerationSettings())
+    try:
+        comparison = Comparison(
+            base, adapters, settings=settings or GenerationSettings(), max_image_pixels=max_image_pixels
+        )
+    except ValueError as err:
+        if "max_image_pixels" not in str(err):
+            raise
+        raise InputError(str(err), "max_image_pixels") from None
     for adapter in comparison.allowlist:
         comparison.adapter(adapter)
     app = build_app(comparison, make_examples(examples_dir))

@@ -17,6 +17,9 @@ def add_parser(subparsers):
         help="an adapter the page may use (repeat for several; the first is the default): PATH or REPO_ID[@REV]",
     )
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument(
+        "--max-image-pixels", type=int, default=None, help="larger uploads are refused (default: 4096 x 4096)"
+    )
     parser.add_argument("--examples-dir", help="where the example images are drawn (default: a temp folder)")
     parser.set_defaults(run=run)
 
@@ -25,5 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ..infer import GenerationSettings
     from .app import launch_demo
 
-    launch_demo(args.base, args.adapter, GenerationSettings(max_new_tokens=args.max_new_tokens), args.examples_dir)
+    limit = {} if args.max_image_pixels is None else {"max_image_pixels": args.max_image_pixels}
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    launch_demo(args.base, args.adapter, settings, args.examples_dir, **limit)
     return 0

@@ -10,8 +10,9 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..adapters import ModelRef, check_base, fetch_adapter
 from ..errors import InputError
@@ -21,6 +22,7 @@ from ..infer import GenerationSettings, render_prompts
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_SIDE = 4096  # larger uploads are refused, not silently shrunk: a 7B model sees 336 px anyway
+MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE**2  # checked from the header, before anything is decoded
 MAX_PROMPT_CHARS = 1000
 BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
@@ -75,6 +77,8 @@ class Comparison:
         base (`str`): `PATH`, `REPO_ID` or `REPO_ID@REVISION`, loaded once with `from_pretrained`.
         allowlist (`list[str]`): adapters that may be fetched, as `REPO_ID@REVISION` or local paths.
         settings (`GenerationSettings`, *optional*): greedy, 128 new tokens by default.
+        max_image_pixels (`int`, *optional*, defaults to `MAX_IMAGE_PIXELS`): larger images are refused from their
+            header, never decoded; at most PIL's own limit, `PIL.Image.MAX_IMAGE_PIXELS`.
     """
 
     def __init__(
@@ -84,10 +88,17 @@ class Comparison:
         settings: GenerationSettings | None = None,
         dtype: str = "auto",
         token: str | None = None,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
     ):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        # above PIL's limit, PIL warns when it opens the file (and refuses at twice it), before our check could run
+        ceiling = Image.MAX_IMAGE_PIXELS or 2**63
+        whole = isinstance(max_image_pixels, int) and not isinstance(max_image_pixels, bool)
+        if not whole or not 1 <= max_image_pixels <= ceiling:
+            raise ValueError(f"`max_image_pixels` must be a whole number of pixels from 1 to {ceiling:,}")
+        self.max_image_pixels = max_image_pixels
         self.base_ref = ModelRef.parse(base)
         self.allowlist = parse_allowlist(allowlist)
         self.settings = settings or GenerationSettings()
@@ -141,19 +152,61 @@ class Comparison:
         logger.info("added adapter %s as %s (the base was not reloaded)", key, name)
         return name
 
-    def check_inputs(self, image: Image.Image | None, instruction: str | None) -> tuple[Image.Image, str]:
-        if image is None:
-            raise InputError("add an image")
+    def check_size(self, image: Image.Image):
+        """Refuses an image too large by its size alone, which an opened file knows from its header."""
+        pixels = image.width * image.height
+        if pixels > self.max_image_pixels:
+            raise InputError(
+                f"the image is {image.width}x{image.height} px ({pixels:,} pixels); "
+                f"the limit is {self.max_image_pixels:,} pixels"
+            )
         if max(image.size) > MAX_IMAGE_SIDE:
             raise InputError(f"the image is {image.width}x{image.height} px; the limit is {MAX_IMAGE_SIDE} px a side")
+
+    def open_image(self, path: str | Path) -> Image.Image:
+        """The image file at `path`, its size checked from the header before it is decoded, as RGB.
+
+        Raises:
+            `InputError`: not an image, larger than the limits, or damaged; the message never names the path (it is
+            the server's upload folder).
+        """
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError:
+            raise InputError(
+                f"the image has over {2 * Image.MAX_IMAGE_PIXELS:,} pixels; the limit is {self.max_image_pixels:,} pixels"
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            logger.info("refused an upload that is not an image: %s", err)
+            raise InputError(
+                "the upload is not an image this demo can read (PNG, JPEG, WebP, GIF, BMP, ...)"
+            ) from None
+        with image:
+            self.check_size(image)
+            try:
+                return image.convert("RGB")  # the decode: only now, within the limits
+            except (OSError, SyntaxError, ValueError) as err:
+                logger.info("refused a damaged image: %s", err)
+                raise InputError("the image is damaged: its data ends or breaks before the picture does") from None
+
+    def check_inputs(self, image: str | Path | Image.Image | None, instruction: str | None) -> tuple[Image.Image, str]:
+        """The image (a file path, opened here header first, or an image already in memory) as RGB, and the
+        stripped instruction; `InputError` for anything the demo refuses."""
+        if image is None or image == "":
+            raise InputError("add an image")
         instruction = (instruction or "").strip()
         if not instruction:
             raise InputError("write an instruction")
         if len(instruction) > MAX_PROMPT_CHARS:
             raise InputError(f"the instruction has {len(instruction)} characters; the limit is {MAX_PROMPT_CHARS}")
-        return image.convert("RGB"), instruction
+        if isinstance(image, Image.Image):
+            self.check_size(image)
+            return image.convert("RGB"), instruction
+        return self.open_image(image), instruction
 
-    def stream(self, image: Image.Image | None, instruction: str | None, adapter: str) -> Iterator[tuple[str, str]]:
+    def stream(
+        self, image: str | Path | Image.Image | None, instruction: str | None, adapter: str
+    ) -> Iterator[tuple[str, str]]:
         """`(base answer so far, adapter answer so far)` after each generated token.
 
         Raises:
