@@ -16,16 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from chat_server import ChatServer  # noqa: E402
-from gavie_replies import gavie_reply  # noqa: E402
-
-from lrv_hf.data import load_regions, read_instructions, write_synthetic_release  # noqa: E402
-from lrv_hf.gavie import score  # noqa: E402
-from lrv_hf.gavie.score import Prediction  # noqa: E402
-from lrv_hf.judge import Judge  # noqa: E402
+from lrv_hf.data import load_regions, read_instructions, write_synthetic_release
+from lrv_hf.gavie import score
+from lrv_hf.gavie.score import Prediction
+from lrv_hf.judge import Judge
+from lrv_hf.testing.chat_server import ChatServer
+from lrv_hf.testing.judge_replies import gavie_reply
 
 
 def workload(root: Path, items: int, models: int, num_images: int = 120, regions_per_image: int = 50, seed: int = 0):

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from chat_server import Fault
-from gavie_replies import answers_in, gavie_reply, scores_for
 
 from lrv_hf.gavie import build_prompt, describe, pack, parse_reply, score, summarise
 from lrv_hf.gavie.score import Prediction
 from lrv_hf.judge import Judge, cache_key
+from lrv_hf.testing.chat_server import Fault
+from lrv_hf.testing.judge_replies import answers_in, gavie_reply, scores_for
 
 
 HERE = Path(__file__).parent
@@ -131,7 +131,7 @@ REGIONS = {f"img{i}": [{"caption": f"a thing {i}", "bbox": [1, 2, 30, 40]}] for 
 def gavie_judge(chat_server, tmp_path):
     chat_server.reply = gavie_reply
     return Judge("gpt-4o", base_url=chat_server.url, api_key_env=None, cache_path=tmp_path / "cache.sqlite",
-                 concurrency=4, backoff_base=0.01)  # fmt: skip
+                 concurrency=4)  # fmt: skip
 
 
 @pytest.mark.parametrize("style", ["release", "markdown", "blocks", "accuracy_first"])

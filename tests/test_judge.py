@@ -6,10 +6,10 @@ import logging
 import socket
 
 import pytest
-from chat_server import Fault
 
 from lrv_hf import InputError
-from lrv_hf.judge import Judge, JudgeError, JudgeRequest
+from lrv_hf.judge import Judge, JudgeConfig, JudgeError, JudgeRequest
+from lrv_hf.testing.chat_server import Fault
 
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -26,9 +26,9 @@ def judge_for(chat_server, tmp_path, monkeypatch):
 
     def make(**kwargs):
         options = dict(model="gpt-4o", base_url=chat_server.url, api_key_env="JUDGE_TEST_KEY",  # noqa: C408
-                       cache_path=tmp_path / "judge.sqlite", concurrency=4, backoff_base=0.01, timeout=5.0)  # fmt: skip
+                       cache_path=tmp_path / "judge.sqlite", concurrency=4, timeout=5.0)  # fmt: skip
         options.update(kwargs)
-        return Judge(**options)
+        return Judge(JudgeConfig(**options))
 
     return make
 
@@ -80,11 +80,11 @@ def test_full_coverage_through_faults_without_duplicate_paid_calls(chat_server, 
 
 
 def test_retry_after_is_honoured(chat_server, judge_for):
-    chat_server.inject(429, retry_after=0.5)
+    chat_server.inject(429, retry_after=1.5)
     judge_for(concurrency=1).run(requests_for(1), progress=False)
     first, second = chat_server.chat_requests
     assert first.outcome == "429" and second.outcome == "ok"
-    assert second.time - first.time >= 0.45  # waited as told, not the 10 ms backoff
+    assert second.time - first.time >= 1.4  # waited as told, not the SDK's first backoff (at most 0.5 s)
 
 
 def test_timeouts_are_retried(chat_server, judge_for):
@@ -128,8 +128,8 @@ def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    judge = Judge("gpt-4o", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=2,
-                  backoff_base=0.01, cache_path=tmp_path / "c.sqlite")  # fmt: skip
+    judge = Judge("gpt-4o", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=1,
+                  cache_path=tmp_path / "c.sqlite")  # fmt: skip
     with pytest.raises(JudgeError, match=f"cannot reach the judge at http://127.0.0.1:{port}/v1"):
         judge.run(requests_for(20), progress=False)
 

@@ -1,0 +1,26 @@
+"""Importable helpers for tests, benchmarks and users: a loopback OpenAI-compatible server, scripted judge replies.
+
+Nothing heavy is imported here: each name loads its module on first use.
+"""
+
+import importlib
+
+
+# name -> module under lrv_hf.testing
+_MODULES = {
+    "ChatServer": "chat_server",
+    "Fault": "chat_server",
+    "Record": "chat_server",
+    "answers_in": "judge_replies",
+    "echo_reply": "chat_server",
+    "gavie_reply": "judge_replies",
+    "scores_for": "judge_replies",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
