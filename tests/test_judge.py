@@ -3,10 +3,15 @@
 import asyncio
 import json
 import logging
+import os
+import re
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
+import lrv_hf.judge as judge_module
 from lrv_hf import InputError
 from lrv_hf.judge import Judge, JudgeConfig, JudgeError, JudgeRequest
 from lrv_hf.testing.chat_server import Fault
@@ -211,3 +216,63 @@ def test_batch_resume_reattaches_instead_of_resubmitting(chat_server, judge_for)
     results = judge_for().run_batch(requests_for(3), poll_interval=0.01)  # a fresh process, same cache file
     assert [r.text for r in results] == [f"echo: question {i}" for i in range(3)]
     assert len(chat_server.batches) == 1 and chat_server.batch_lines == 3
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_refusal_is_one_line_after_one_call_and_no_retry(chat_server, judge_for, status, monkeypatch):
+    if status == 401:
+        monkeypatch.setenv("JUDGE_TEST_KEY", KEY + "-wrong")
+        expected = rf"judge endpoint {chat_server.url} answered 401 \(.*\): check the key in \$JUDGE_TEST_KEY"
+    else:
+        chat_server.fault_fn = lambda index, body: Fault(404)
+        expected = rf"judge endpoint {chat_server.url} answered 404 \(.*\): check `base_url` and that model 'gpt-4o'"
+    with pytest.raises(JudgeError, match=expected) as info:
+        judge_for(concurrency=1, max_retries=6).run(requests_for(5), progress=False)
+    assert "\n" not in str(info.value) and KEY[-4:] not in str(info.value)
+    assert chat_server.request_count == 1  # the SDK does not retry a refusal, and no queued call starts
+
+
+def test_batch_refusal_is_one_line_without_the_key(chat_server, judge_for, monkeypatch):
+    monkeypatch.setenv("JUDGE_TEST_KEY", KEY + "-wrong")
+    with pytest.raises(JudgeError, match=rf"batch API at {chat_server.url} answered 401 .*JUDGE_TEST_KEY") as info:
+        judge_for(max_retries=6).run_batch(requests_for(3), poll_interval=0.01)
+    assert KEY not in str(info.value) and len(chat_server.records) == 1 and chat_server.batches == {}
+
+
+def test_http_sessions_are_the_sdks_not_the_judges(chat_server, judge_for, monkeypatch):
+    import aiohttp
+    import httpx2
+
+    callers = []
+    for cls in (aiohttp.ClientSession, httpx2.AsyncClient, httpx2.Client):
+        original = cls.__init__
+
+        def spy(self, *args, __original=original, __cls=cls, **kwargs):
+            callers.append((__cls.__name__, sys._getframe(1).f_code.co_filename))
+            __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    judge = judge_for()
+    assert [r.text for r in judge.run(requests_for(3), progress=False)] == [f"echo: question {i}" for i in range(3)]
+    assert judge.run_batch(requests_for(5), poll_interval=0.01)[4].text == "echo: question 4"
+    judge_dir = str(Path(judge_module.__file__).parent)
+    assert not [c for c in callers if c[1].startswith(judge_dir)]
+    # chat calls ride the SDK's aiohttp backend, created inside the SDK
+    assert any(name == "ClientSession" and f"{os.sep}openai{os.sep}" in path for name, path in callers)
+    for source in Path(judge_dir).glob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+(aiohttp|httpx)", source.read_text(), re.MULTILINE), source
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"concurrency": 0}, "`concurrency` must be >= 1"),
+        ({"max_retries": -1}, "`max_retries` must be >= 0"),
+        ({"timeout": 0}, "`timeout` must be > 0"),
+        ({"azure_api_version": "2024-10-21"}, "`azure_api_version`.* needs `base_url`"),
+        ({"prices": {"gpt-4o": {"input": "cheap"}}}, "`prices` entry 'gpt-4o' must be"),
+    ],
+)
+def test_config_names_the_bad_field(settings, message):
+    with pytest.raises(InputError, match=message):
+        JudgeConfig("gpt-4o", **settings)
