@@ -365,7 +365,7 @@ def write_report(output_dir: Path, args, data, run, losses, pope_summary, gavie_
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     start = time.perf_counter()
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -208,7 +208,7 @@ def test_reask_recovers_a_flaky_reply(chat_server, gavie_judge):
 
 def test_failed_calls_are_unscored_with_their_reason(chat_server, gavie_judge):
     chat_server.inject(500, count=100)
-    gavie_judge.max_retries = 1
+    gavie_judge.config.max_retries = 1  # the SDK backs off 0.5, 1, 2 ... s: keep the test short
     run = score(make_predictions(1, models=("base",)), REGIONS, gavie_judge, max_reasks=0, progress=False)
     assert run.rows[0]["unscored_reason"].startswith("judge call failed: HTTP 500")
     summary = run.summary()

@@ -240,11 +240,14 @@ def test_batch_refusal_is_one_line_without_the_key(chat_server, judge_for, monke
 
 
 def test_http_sessions_are_the_sdks_not_the_judges(chat_server, judge_for, monkeypatch):
+    import importlib.util
+
     import aiohttp
-    import httpx2
 
     callers = []
-    for cls in (aiohttp.ClientSession, httpx2.AsyncClient, httpx2.Client):
+    # the SDK's HTTP layer is httpx2 from openai 3 on, httpx before: watch whichever is installed
+    http_modules = [importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name)]
+    for cls in [aiohttp.ClientSession] + [c for m in http_modules for c in (m.AsyncClient, m.Client)]:
         original = cls.__init__
 
         def spy(self, *args, __original=original, __cls=cls, **kwargs):

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from .score import estimate, read_predictions, score
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     predictions = read_predictions(args.predictions)
     regions = load_regions(args.regions, image_ids={p.image_id for p in predictions})
     out = Path(args.output_dir)
