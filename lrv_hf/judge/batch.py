@@ -10,8 +10,7 @@ import time
 
 import openai
 
-from .cache import CachedReply
-from .transport import JudgeError, failure, open_client, read_key, refusal, refusals
+from .transport import JudgeError, failure, open_client, parse_completion, read_key, refusal, refusals
 
 
 logger = logging.getLogger(__name__)
@@ -112,14 +111,7 @@ def _store(judge, text: str, unique: dict, errors: dict):
             if item.get("error") or response.get("status_code") != 200:
                 errors[key] = f"batch error: {item.get('error') or response.get('status_code')}"
                 continue
-            data = response["body"]
-            usage = data.get("usage") or {}
-            reply = CachedReply(
-                data["choices"][0]["message"]["content"],
-                int(usage.get("prompt_tokens") or 0),
-                int(usage.get("completion_tokens") or 0),
-                via_batch=True,
-            )
+            reply = parse_completion(response["body"], via_batch=True)
         except (ValueError, KeyError, IndexError, TypeError):
             logger.warning("skipping a malformed batch output line: %.120s", line)
             continue
