@@ -77,7 +77,6 @@ class Judge:
             raise TypeError(f"Judge(config) takes no more settings; got {sorted(settings)}")
         self.config = config
         self.cache = JudgeCache(config.cache_path)
-        self.prices = config.price_table
 
     @classmethod
     def from_config(cls, config: JudgeConfig) -> "Judge":
@@ -94,6 +93,11 @@ class Judge:
     @property
     def max_tokens(self) -> int | None:
         return self.config.max_tokens
+
+    @property
+    def prices(self) -> dict[str, dict[str, float]]:
+        """The default price table with `config.prices` over it."""
+        return self.config.price_table
 
     def __repr__(self) -> str:  # never shows the key: it is read per run and never stored
         return f"Judge(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.config.api_key_env!r})"

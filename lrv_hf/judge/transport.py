@@ -23,15 +23,15 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "no-key"
 
 
+class JudgeError(InputError):
+    """The endpoint refused the run as configured (bad key, unknown model or URL): retrying cannot help."""
+
+
 def refusals() -> tuple[type[Exception], ...]:
     """The SDK errors that end a run: a wrong key, no permission, an unknown model or route."""
     import openai
 
     return openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError
-
-
-class JudgeError(InputError):
-    """The endpoint refused the run as configured (bad key, unknown model or URL): retrying cannot help."""
 
 
 def endpoint(config: JudgeConfig) -> str:
@@ -68,7 +68,7 @@ def open_client(config: JudgeConfig, key: str | None, sync: bool = False):
         if config.azure_api_version:
             return openai.AzureOpenAI(azure_endpoint=config.base_url, api_version=config.azure_api_version, **options)
         return openai.OpenAI(base_url=endpoint(config), **options)
-    # aiohttp rather than the default httpx2 transport: at 32+ calls in flight httpcore's pool costs ~15% throughput
+    # aiohttp rather than the default httpx2 transport: less CPU per call at 32+ calls in flight (BENCHMARKS.md)
     options["http_client"] = openai.DefaultAioHttpClient(timeout=config.timeout)
     if config.azure_api_version:
         return openai.AsyncAzureOpenAI(azure_endpoint=config.base_url, api_version=config.azure_api_version, **options)
@@ -102,7 +102,7 @@ def failure(err: "openai.OpenAIError", config: JudgeConfig, key: str | None) -> 
         root = err
         while root.__cause__ is not None:
             root = root.__cause__
-        if isinstance(root, TimeoutError) or root is err and isinstance(err, openai.APITimeoutError):
+        if isinstance(root, TimeoutError) or (root is err and isinstance(err, openai.APITimeoutError)):
             return f"timed out after {config.timeout:g}s ({tries})"
         return f"connection failed ({type(root).__name__}; {tries})"
     if isinstance(err, openai.APIStatusError):
@@ -129,7 +129,7 @@ async def complete(client, body: dict, config: JudgeConfig, key: str | None) -> 
     for attempt in range(config.max_retries + 1):
         try:
             # `post` (the SDK's call for any route) sends `body` as cached, and `cast_to=object` returns the JSON:
-            # `chat.completions.create` re-validates the params and builds pydantic models, ~3x the CPU per call
+            # `chat.completions.create` re-validates the params and builds pydantic models (+2 ms CPU per call)
             data = await client.post("/chat/completions", body=body, cast_to=object)
         except refusals() as err:
             raise refusal(err, config, key) from None
@@ -142,5 +142,6 @@ async def complete(client, body: dict, config: JudgeConfig, key: str | None) -> 
                 return parse_completion(data, via_batch=False), None
             except (ValueError, KeyError, IndexError, TypeError):
                 problem = "malformed reply"
+        # asked again at once: a broken body is no sign of load
         logger.debug("judge call: %s; retry %d of %d", problem, attempt + 1, config.max_retries)
     return None, f"{problem} (gave up after {config.max_retries + 1} tries)"
