@@ -36,7 +36,7 @@ def built_dataset(synthetic_release, tmp_path_factory):
     return out
 
 
-# -- judge: a real OpenAI-compatible server on 127.0.0.1 (lrv_hf/testing/chat_server.py) -------------------------------------
+# -- judge: a real OpenAI-compatible server on 127.0.0.1 (lrv_hf/testing/chat_server.py) ------------------------------
 @pytest.fixture
 def chat_server():
     """A started `ChatServer` (echo replies, no faults); program it with `.reply`, `.inject(...)`, `.latency`."""
