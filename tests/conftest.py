@@ -36,11 +36,11 @@ def built_dataset(synthetic_release, tmp_path_factory):
     return out
 
 
-# -- judge: a real OpenAI-compatible server on 127.0.0.1 (tests/chat_server.py) -------------------------------------
+# -- judge: a real OpenAI-compatible server on 127.0.0.1 (lrv_hf/testing/chat_server.py) ------------------------------
 @pytest.fixture
 def chat_server():
     """A started `ChatServer` (echo replies, no faults); program it with `.reply`, `.inject(...)`, `.latency`."""
-    from chat_server import ChatServer
+    from lrv_hf.testing.chat_server import ChatServer
 
     with ChatServer() as server:
         yield server

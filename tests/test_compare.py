@@ -189,7 +189,8 @@ def test_two_real_gavie_runs_through_the_loopback_judge(chat_server, tmp_path, m
     from pathlib import Path
 
     import evaluate
-    from gavie_replies import gavie_reply, scores_for
+
+    from lrv_hf.testing.judge_replies import gavie_reply, scores_for
 
     chat_server.reply = gavie_reply
     monkeypatch.chdir(Path(__file__).resolve().parents[1])

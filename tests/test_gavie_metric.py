@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gavie_replies import gavie_reply, scores_for
+
+from lrv_hf.testing.judge_replies import gavie_reply, scores_for
 
 
 ROOT = Path(__file__).resolve().parents[1]

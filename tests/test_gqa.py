@@ -119,7 +119,7 @@ def make_answers(models=("base", "lrv")) -> list[GQAAnswer]:
 def gqa_judge(chat_server, tmp_path):
     chat_server.reply = gqa_judge_reply
     return Judge("gpt-4o", base_url=chat_server.url, api_key_env=None, cache_path=tmp_path / "cache.sqlite",
-                 concurrency=4, backoff_base=0.01)  # fmt: skip
+                 concurrency=4)  # fmt: skip
 
 
 def test_accuracy_ci_and_coverage_are_the_hand_worked_numbers(chat_server, gqa_judge):

@@ -3,13 +3,18 @@
 import asyncio
 import json
 import logging
+import os
+import re
 import socket
+import sys
+from pathlib import Path
 
 import pytest
-from chat_server import Fault
 
+import lrv_hf.judge as judge_module
 from lrv_hf import InputError
-from lrv_hf.judge import Judge, JudgeError, JudgeRequest
+from lrv_hf.judge import Judge, JudgeConfig, JudgeError, JudgeRequest
+from lrv_hf.testing.chat_server import Fault
 
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -26,9 +31,9 @@ def judge_for(chat_server, tmp_path, monkeypatch):
 
     def make(**kwargs):
         options = dict(model="gpt-4o", base_url=chat_server.url, api_key_env="JUDGE_TEST_KEY",  # noqa: C408
-                       cache_path=tmp_path / "judge.sqlite", concurrency=4, backoff_base=0.01, timeout=5.0)  # fmt: skip
+                       cache_path=tmp_path / "judge.sqlite", concurrency=4, timeout=5.0)  # fmt: skip
         options.update(kwargs)
-        return Judge(**options)
+        return Judge(JudgeConfig(**options))
 
     return make
 
@@ -80,11 +85,11 @@ def test_full_coverage_through_faults_without_duplicate_paid_calls(chat_server, 
 
 
 def test_retry_after_is_honoured(chat_server, judge_for):
-    chat_server.inject(429, retry_after=0.5)
+    chat_server.inject(429, retry_after=1.5)
     judge_for(concurrency=1).run(requests_for(1), progress=False)
     first, second = chat_server.chat_requests
     assert first.outcome == "429" and second.outcome == "ok"
-    assert second.time - first.time >= 0.45  # waited as told, not the 10 ms backoff
+    assert second.time - first.time >= 1.4  # waited as told, not the SDK's first backoff (at most 0.5 s)
 
 
 def test_timeouts_are_retried(chat_server, judge_for):
@@ -128,8 +133,8 @@ def test_unreachable_endpoint_fails_fast_with_a_clear_error(tmp_path):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    judge = Judge("gpt-4o", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=2,
-                  backoff_base=0.01, cache_path=tmp_path / "c.sqlite")  # fmt: skip
+    judge = Judge("gpt-4o", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=1,
+                  cache_path=tmp_path / "c.sqlite")  # fmt: skip
     with pytest.raises(JudgeError, match=f"cannot reach the judge at http://127.0.0.1:{port}/v1"):
         judge.run(requests_for(20), progress=False)
 
@@ -211,3 +216,66 @@ def test_batch_resume_reattaches_instead_of_resubmitting(chat_server, judge_for)
     results = judge_for().run_batch(requests_for(3), poll_interval=0.01)  # a fresh process, same cache file
     assert [r.text for r in results] == [f"echo: question {i}" for i in range(3)]
     assert len(chat_server.batches) == 1 and chat_server.batch_lines == 3
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_refusal_is_one_line_after_one_call_and_no_retry(chat_server, judge_for, status, monkeypatch):
+    if status == 401:
+        monkeypatch.setenv("JUDGE_TEST_KEY", KEY + "-wrong")
+        expected = rf"judge endpoint {chat_server.url} answered 401 \(.*\): check the key in \$JUDGE_TEST_KEY"
+    else:
+        chat_server.fault_fn = lambda index, body: Fault(404)
+        expected = rf"judge endpoint {chat_server.url} answered 404 \(.*\): check `base_url` and that model 'gpt-4o'"
+    with pytest.raises(JudgeError, match=expected) as info:
+        judge_for(concurrency=1, max_retries=6).run(requests_for(5), progress=False)
+    assert "\n" not in str(info.value) and KEY[-4:] not in str(info.value)
+    assert chat_server.request_count == 1  # the SDK does not retry a refusal, and no queued call starts
+
+
+def test_batch_refusal_is_one_line_without_the_key(chat_server, judge_for, monkeypatch):
+    monkeypatch.setenv("JUDGE_TEST_KEY", KEY + "-wrong")
+    with pytest.raises(JudgeError, match=rf"batch API at {chat_server.url} answered 401 .*JUDGE_TEST_KEY") as info:
+        judge_for(max_retries=6).run_batch(requests_for(3), poll_interval=0.01)
+    assert KEY not in str(info.value) and len(chat_server.records) == 1 and chat_server.batches == {}
+
+
+def test_http_sessions_are_the_sdks_not_the_judges(chat_server, judge_for, monkeypatch):
+    import importlib.util
+
+    import aiohttp
+
+    callers = []
+    # the SDK's HTTP layer is httpx2 from openai 3 on, httpx before: watch whichever is installed
+    http_modules = [importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name)]
+    for cls in [aiohttp.ClientSession] + [c for m in http_modules for c in (m.AsyncClient, m.Client)]:
+        original = cls.__init__
+
+        def spy(self, *args, __original=original, __cls=cls, **kwargs):
+            callers.append((__cls.__name__, sys._getframe(1).f_code.co_filename))
+            __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    judge = judge_for()
+    assert [r.text for r in judge.run(requests_for(3), progress=False)] == [f"echo: question {i}" for i in range(3)]
+    assert judge.run_batch(requests_for(5), poll_interval=0.01)[4].text == "echo: question 4"
+    judge_dir = str(Path(judge_module.__file__).parent)
+    assert not [c for c in callers if c[1].startswith(judge_dir)]
+    # chat calls ride the SDK's aiohttp backend, created inside the SDK
+    assert any(name == "ClientSession" and f"{os.sep}openai{os.sep}" in path for name, path in callers)
+    for source in Path(judge_dir).glob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+(aiohttp|httpx)", source.read_text(), re.MULTILINE), source
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"concurrency": 0}, "`concurrency` must be >= 1"),
+        ({"max_retries": -1}, "`max_retries` must be >= 0"),
+        ({"timeout": 0}, "`timeout` must be > 0"),
+        ({"azure_api_version": "2024-10-21"}, "`azure_api_version`.* needs `base_url`"),
+        ({"prices": {"gpt-4o": {"input": "cheap"}}}, "`prices` entry 'gpt-4o' must be"),
+    ],
+)
+def test_config_names_the_bad_field(settings, message):
+    with pytest.raises(InputError, match=message):
+        JudgeConfig("gpt-4o", **settings)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from gavie_replies import gavie_reply
 from test_space import ARTIFACTS, start, stop
+
+from lrv_hf.testing.judge_replies import gavie_reply
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ def quickstart(out, *extra):
 
 
 def test_quickstart_dry_run_then_real_judge_then_cached_rerun(tmp_path, chat_server, capsys, monkeypatch):
-    from gavie_replies import gavie_reply
+    from lrv_hf.testing.judge_replies import gavie_reply
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "qs"

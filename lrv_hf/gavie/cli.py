@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from .score import evaluate_predictions
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     judge = judge_from_args(args, args.cache or Path(args.output_dir) / "judge_cache.sqlite")
     result = evaluate_predictions(
         args.predictions,

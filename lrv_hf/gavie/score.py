@@ -270,19 +270,8 @@ def judge_noise(rows: list[dict]) -> dict | None:
 
 
 def judge_usage(results: list[JudgeResult], judge: Judge) -> dict:
-    paid = [r for r in results if r.text is not None and not r.cached]
-    return {
-        "model": judge.model,
-        "base_url": judge.base_url,
-        "requests": len(results),
-        "cached": sum(r.cached for r in results),
-        "paid_calls": len(paid),
-        "failed_calls": sum(r.text is None for r in results),
-        "prompt_tokens": sum(r.prompt_tokens for r in paid),
-        "completion_tokens": sum(r.completion_tokens for r in paid),
-        "cost_usd": judge.cost(results),
-        "cost_usd_including_cache": judge.cost(results, include_cached=True),
-    }
+    """The judge's identity and what the run spent (`Judge.usage`, the one home of token and cost accounting)."""
+    return {"model": judge.model, "base_url": judge.base_url, **judge.usage(results).to_dict()}
 
 
 def summarise(rows: list[dict], results: list[JudgeResult], judge: Judge, settings: dict) -> dict:

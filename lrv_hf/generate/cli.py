@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from .generation import CACHE_FILE, GenerationConfig, generate_files
 
     if not args.verbose:
-        # httpx logs every request at INFO: on a run of thousands of calls that buries the summary
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        # httpx2 (under the openai SDK) logs every request at INFO: on a run of thousands of calls that buries the summary
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         config = GenerationConfig(
             kinds=args.kinds, max_images=args.max_images, batch=args.batch, poll_interval=args.poll_interval

@@ -157,11 +157,9 @@ def collect(results: list[JudgeResult], judge: Judge) -> Generation:
     for result in results:
         image_id, kind = result.request.metadata["image_id"], result.request.metadata["kind"]
         if result.text is None:
-            replies["failed"] += 1
             if len(errors) < 3:
                 errors.append(f"{image_id}/{kind}: {result.error}")
             continue
-        replies["answered"] += 1
         items = parse_reply(result.text)
         if not items:
             replies["without_instructions"] += 1
@@ -186,21 +184,20 @@ def collect(results: list[JudgeResult], judge: Judge) -> Generation:
                     continue
             # `problem`: an item has a `reason` field of its own (a negative's explanation)
             dropped.append({"image_id": image_id, "kind": kind, "problem": reason, **item.__dict__})
-    answered = [r for r in results if r.text is not None]
-    paid = [r for r in answered if not r.cached]
+    usage = judge.usage(results)
     summary = {
         "judge_model": judge.model,
-        "requests": len(results),
-        "calls": len(paid),
-        "cached": sum(1 for r in answered if r.cached),
-        "failed": replies["failed"],
+        "requests": usage.requests,
+        "calls": usage.paid_calls,
+        "cached": usage.cached,
+        "failed": usage.failed_calls,
         "errors": errors,
-        "prompt_tokens": sum(r.prompt_tokens for r in paid),
-        "completion_tokens": sum(r.completion_tokens for r in paid),
-        "cost_usd": judge.cost(results),
-        "total_prompt_tokens": sum(r.prompt_tokens for r in answered),
-        "total_completion_tokens": sum(r.completion_tokens for r in answered),
-        "total_cost_usd": judge.cost(results, include_cached=True),
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost_usd": usage.cost_usd,
+        "total_prompt_tokens": usage.total_prompt_tokens,
+        "total_completion_tokens": usage.total_completion_tokens,
+        "total_cost_usd": usage.total_cost_usd,
         "replies_without_instructions": replies["without_instructions"],
         "rows_kept": len(rows),
         "rows_by_kind": dict(kept),

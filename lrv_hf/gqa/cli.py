@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from .score import estimate_gqa, read_predictions, read_references, score_gqa
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     predictions = [answer for path in args.predictions for answer in read_predictions(path)]
     models = {answer.model for answer in predictions}  # files may be shards of one model: join() finds clashes
     references = read_references(args.references)

@@ -1,11 +1,25 @@
 """The judge flags every judge-backed command takes (`lrv-hf gavie`, `lrv-hf generate`), and the `Judge` they build.
 
-One definition, so the two commands cannot drift apart in names, defaults or the price-table format.
+Defaults and help come from `JudgeConfig`'s fields, so the commands and the library cannot drift apart.
 """
 
 import argparse
 import json
+from dataclasses import MISSING, fields
 from pathlib import Path
+
+
+# flag -> JudgeConfig field, for the settings a user types as they are
+FLAGS = {
+    "--judge-model": "model",
+    "--base-url": "base_url",
+    "--api-key-env": "api_key_env",
+    "--concurrency": "concurrency",
+    "--timeout": "timeout",
+    "--max-retries": "max_retries",
+    "--max-tokens": "max_tokens",
+    "--azure-api-version": "azure_api_version",
+}
 
 
 def add_judge_arguments(
@@ -15,15 +29,26 @@ def add_judge_arguments(
     max_tokens_help: str = "completion limit per call",
 ):
     """Add `--judge-model`, endpoint, key, cache, concurrency, retry, price, dry-run and Batch API flags."""
-    parser.add_argument("--judge-model", required=True, help=model_help)
-    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint (default: OpenAI)")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    from .config import JudgeConfig
+
+    config_fields = {f.name: f for f in fields(JudgeConfig)}
+    for flag, name in FLAGS.items():
+        spec = config_fields[name]
+        options = {"help": spec.metadata["help"], "dest": flag[2:].replace("-", "_")}
+        if spec.default is MISSING:
+            options["required"] = True
+        else:
+            options["default"] = spec.default
+        if name in ("concurrency", "max_retries", "max_tokens"):
+            options["type"] = int
+        elif name == "timeout":
+            options["type"] = float
+        if name == "model":
+            options["help"] = model_help
+        elif name == "max_tokens":
+            options.update(default=max_tokens, help=max_tokens_help)
+        parser.add_argument(flag, **options)
     parser.add_argument("--cache", default=None, help="SQLite reply cache (default: OUTPUT_DIR/judge_cache.sqlite)")
-    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
-    parser.add_argument("--max-retries", type=int, default=6, help="retries per call (429, 5xx, timeouts)")
-    parser.add_argument("--max-tokens", type=int, default=max_tokens, help=max_tokens_help)
-    parser.add_argument("--azure-api-version", default=None, help="talk to Azure OpenAI with this api-version")
     parser.add_argument("--prices", default=None, help='JSON file {model: {"input": usd_per_1M, "output": ...}}')
     parser.add_argument(
         "--dry-run", action="store_true", help="print the calls, tokens and cost a run would spend; send nothing"
@@ -36,33 +61,32 @@ def add_judge_arguments(
 def load_prices(path: str | None) -> dict | None:
     """A user price table `{model: {"input": usd_per_1M, "output": usd_per_1M}}`, checked entry by entry."""
     from ..errors import InputError
+    from .accounting import check_prices
 
     if path is None:
         return None
     try:
         prices = json.loads(Path(path).read_text(encoding="utf-8"))
+        check_prices(prices)
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"--prices {path}: cannot read the price table ({err})") from None
-    for model, price in prices.items() if isinstance(prices, dict) else [(None, None)]:
-        if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
-            raise InputError(f'--prices {path}: entry {model!r} must be {{"input": usd_per_1M, "output": usd_per_1M}}')
+    except InputError as err:
+        raise InputError(f"--prices {path}: {str(err).replace('`prices` ', '')}") from None
     return prices
 
 
 def judge_from_args(args: argparse.Namespace, cache_path: str | Path | None, **overrides):
     """The `Judge` the flags describe (the key stays in its environment variable until a call needs it)."""
+    from ..errors import InputError
     from .client import Judge
+    from .config import JudgeConfig
 
-    settings = {
-        "model": args.judge_model,
-        "base_url": args.base_url,
-        "api_key_env": args.api_key_env,
-        "cache_path": cache_path,
-        "concurrency": args.concurrency,
-        "timeout": args.timeout,
-        "max_retries": args.max_retries,
-        "max_tokens": args.max_tokens,
-        "prices": load_prices(args.prices),
-        "azure_api_version": args.azure_api_version,
-    }
-    return Judge(**{**settings, **overrides})
+    settings = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name in FLAGS.items()}
+    settings.update(cache_path=cache_path, prices=load_prices(args.prices), **overrides)
+    try:
+        return Judge(JudgeConfig(**settings))
+    except InputError as err:  # name the flag the user typed, not the field
+        message = str(err)
+        for flag, name in FLAGS.items():
+            message = message.replace(f"`{name}`", flag)
+        raise InputError(message) from None

@@ -168,7 +168,7 @@ def run_quickstart(config: QuickstartConfig | None = None, say: Callable[[str, s
     from .report import write_report
 
     config = config or QuickstartConfig()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     start = time.perf_counter()
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,27 @@
-"""Importable helpers for tests, benchmarks and users trying things offline: tiny models, a local Hub cache.
+"""Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server,
+scripted judge replies, tiny models in a local Hub cache (`lrv_hf.testing.hub`).
 
-Nothing heavy is imported here; each helper module imports what it needs.
+Nothing heavy is imported here: each name loads its module on first use.
 """
+
+import importlib
+
+
+# name -> module under lrv_hf.testing
+_MODULES = {
+    "ChatServer": "chat_server",
+    "Fault": "chat_server",
+    "Record": "chat_server",
+    "answers_in": "judge_replies",
+    "echo_reply": "chat_server",
+    "gavie_reply": "judge_replies",
+    "scores_for": "judge_replies",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)

@@ -21,6 +21,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -54,7 +55,7 @@ class Record:
 
     path: str
     body: dict | None
-    headers: dict
+    headers: Message  # looked up case-insensitively: aiohttp sends `authorization`, httpx `Authorization`
     outcome: str  # "pending", "ok", a status code as text, "drop", "malformed", "abandoned"
     time: float = field(default_factory=time.monotonic)
 
@@ -247,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": {"message": message, "type": "test_server", "code": status}}, headers)
 
     def _record(self, body, outcome: str) -> Record:
-        record = Record(urlparse(self.path).path, body, dict(self.headers), outcome)
+        record = Record(urlparse(self.path).path, body, self.headers, outcome)
         with self.chat._lock:
             self.chat.records.append(record)
         return record
