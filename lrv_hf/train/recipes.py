@@ -29,7 +29,9 @@ def recipe_path(name_or_path: str) -> Path:
             raise InputError(f"{path}: recipe file not found")
         return path
     if name_or_path not in list_recipes():
-        raise InputError(f"{name_or_path}: no such recipe; `lrv-hf train --list-recipes` shows them")
+        raise InputError(
+            f"{name_or_path}: no such recipe; one of {', '.join(list_recipes())} or a YAML file", "recipe"
+        )
     return Path(str(RECIPES / f"{name_or_path}.yaml"))
 
 
