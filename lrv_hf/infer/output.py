@@ -3,6 +3,7 @@
 A resumed run must ask for every setting that made the rows already there, so one file never mixes two set-ups.
 """
 
+import glob
 import json
 import logging
 import os
@@ -78,7 +79,7 @@ def _pid_in(fd: int) -> str:
 
 def has_rows(output: Path) -> bool:
     """Whether `output` or a part of a sharded run holds anything a resume would keep."""
-    parts = output.parent.glob(f"{output.name}.part-*-of-*")
+    parts = output.parent.glob(f"{glob.escape(output.name)}.part-*-of-*")
     return (output.is_file() and output.stat().st_size > 0) or any(p.stat().st_size > 0 for p in parts)
 
 
