@@ -1,7 +1,8 @@
 """`run_inference`: every question of a data source answered by one or two models -> the predictions JSONL.
 
 Resumable (rows already written are skipped) and sharded under `accelerate launch` (each process answers its share
-into `<output>.part-<rank>-of-<n>`, process 0 merges them in data order). Settings go to `<output>.meta.json` once.
+into `<output>.part-<rank>-of-<n>`, process 0 merges them in data order). One run writes an output at a
+time, and only with the settings that made its rows (`.output`: `<output>.lock`, `<output>.meta.json`).
 """
 
 import contextlib
