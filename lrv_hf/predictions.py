@@ -130,21 +130,28 @@ def write_predictions(predictions: Iterable[Prediction], path: str | Path) -> in
 
 
 def read_written(path: str | Path) -> list[Prediction]:
-    """The complete rows a killed writer left in `path`; a last line cut mid-write is removed, to be redone."""
+    """The rows a killed writer left in `path`. Only a last line cut mid-write (no newline) is removed, to be redone;
+    a bad line anywhere else is damage a resume must not paper over: an `InputError` naming its line."""
     path = Path(path)
     if not path.is_file():
         return []
     rows, good_bytes = [], 0
     with open(path, "rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 break
+            good_bytes += len(line)
+            if not line.strip():
+                continue
+            where = f"{path}: line {number}"
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            rows.append(prediction_from_row(row, f"{path}: line {len(rows) + 1}", len(rows)))
-            good_bytes += len(line)
+            except ValueError as err:  # invalid JSON or invalid UTF-8
+                raise InputError(
+                    f"{where}: not valid JSON ({getattr(err, 'msg', err)}); fix or delete that line, "
+                    "or delete the file to start over"
+                ) from None
+            rows.append(prediction_from_row(row, where, len(rows)))
     if good_bytes < path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_bytes)

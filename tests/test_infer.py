@@ -3,8 +3,11 @@
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +71,8 @@ def test_release_file_base_and_adapter_from_one_base(tiny, synthetic_release, tm
     assert {(r["image_id"], r["question"]): r["answer"] for r in read_rows(alone)} == base
 
     meta = json.loads(meta_path(out).read_text())
-    assert meta["generation"] == {"max_new_tokens": 8, "batch_size": 4, "do_sample": False, "num_beams": 1}
+    generation = {name: meta["settings"][name] for name in ("max_new_tokens", "do_sample", "num_beams")}
+    assert generation == {"max_new_tokens": 8, "do_sample": False, "num_beams": 1} and meta["batch_size"] == 4
     assert meta["models"] == [tiny["base"], tiny["adapter"]] and meta["rows"] == 12
 
 
@@ -93,7 +97,7 @@ def test_resume_skips_written_rows(tiny, synthetic_release, tmp_path):
     assert (again.written, again.skipped) == (0, 7)
 
     # other settings never append to the same file
-    with pytest.raises(InputError, match=r"the output was written with other settings"):
+    with pytest.raises(InputError, match="max_new_tokens=8, this run asks for 4"):
         run_inference(
             tiny["base"], data, str(out), adapter=tiny["adapter"], **{**common, "settings": GenerationSettings(4)}
         )
@@ -188,3 +192,156 @@ def test_sharded_under_accelerate_launch_merges_in_order(tiny, synthetic_release
     assert json.loads(meta_path(sharded).read_text())["num_processes"] == 2
     assert sharded.read_text() == single.read_text()
     assert not list(tmp_path.glob("sharded.jsonl.part-*"))
+
+
+# -- faults of resumed and concurrent runs (issue 14, item 12) --------------------------------------------------------
+@pytest.fixture
+def answered(tiny, synthetic_release, tmp_path):
+    """An output of 4 base answers on a release file, and the arguments that made it."""
+    kwargs = {"images": str(synthetic_release / "images"), "settings": SETTINGS, "limit": 4}
+    args = (tiny["base"], str(synthetic_release / "evaluation_set.json"), str(tmp_path / "out.jsonl"))
+    run_inference(*args, **kwargs)
+    return args, kwargs
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dtype": "bfloat16"}, "was made with dtype=auto, this run asks for bfloat16"),
+        ({"images": "copy"}, "was made with images={images}, this run asks for {copy}"),
+        (
+            {"settings": GenerationSettings(max_new_tokens=9, batch_size=4)},
+            "was made with max_new_tokens=8, this run asks for 9",
+        ),
+        (
+            {"settings": GenerationSettings(8, 4, do_sample=True)},
+            "was made with do_sample=false, this run asks for true",
+        ),
+        ({"adapter": "adapter"}, "was made with adapter=null, this run asks for {adapter}"),
+    ],
+)
+def test_resume_with_settings_that_change_answers_stops_naming_the_difference(tiny, answered, change, message):
+    """Found in the trial: a rerun with other `images` or `dtype` appended its answers to those of the first set-up
+    and rewrote the meta. Every setting that changes answers must match; nothing is written otherwise."""
+    (model, data, output), kwargs = answered
+    before = (Path(output).read_bytes(), meta_path(output).read_bytes())
+    images = Path(kwargs["images"]).absolute()
+    copy = images.parent / "images-copy"
+    if not copy.exists():
+        shutil.copytree(images, copy)  # a folder of the same names: the trial's mix went unnoticed exactly so
+    change = {k: str(copy) if v == "copy" else tiny[v] if v == "adapter" else v for k, v in change.items()}
+    message = message.format(images=images, copy=copy, adapter=tiny["adapter"])
+    with pytest.raises(InputError, match=re.escape(f"output {output} {message}; use another output or delete it")):
+        run_inference(model, data, output, **{**kwargs, **change})
+    assert (Path(output).read_bytes(), meta_path(output).read_bytes()) == before
+
+
+def test_resume_with_other_batch_size_or_limit_continues(answered):
+    """Settings that change only how fast or how much is answered may differ on resume."""
+    (model, data, output), kwargs = answered
+    first = Path(output).read_text()
+    result = run_inference(model, data, output, **{**kwargs, "limit": 6, "settings": GenerationSettings(8, 1)})
+    assert (result.written, result.skipped) == (2, 4)
+    assert Path(output).read_text().startswith(first) and len(read_rows(output)) == 6
+    assert json.loads(meta_path(output).read_text())["rows"] == 6
+
+
+def test_a_malformed_line_in_the_middle_stops_the_resume_with_its_line_number(answered):
+    """Found in the trial: one bad line in the middle silently deleted every later row. Only a last line cut by a
+    kill (no newline) is repaired; anything else stops with the line number and leaves the file as it is."""
+    (model, data, output), kwargs = answered
+    lines = Path(output).read_text().splitlines(keepends=True)
+    lines[1] = lines[1][:15] + "\n"
+    Path(output).write_text("".join(lines))
+    with pytest.raises(InputError, match=re.escape(f"{output}: line 2: not valid JSON")):
+        run_inference(model, data, output, **{**kwargs, "limit": 6})
+    assert Path(output).read_text() == "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        (None, "output {output} has rows but no record of the settings that made them ({meta})"),
+        ('{"settings": {"model"', "{meta}: cannot be read (not valid JSON"),
+        ('{"model": "m", "generation": {}}', "{meta}: records no settings (written by an older lrv-hf)"),
+    ],
+)
+def test_an_output_without_a_readable_settings_record_is_not_resumed(answered, meta, message):
+    (model, data, output), kwargs = answered
+    if meta is None:
+        meta_path(output).unlink()
+    else:
+        meta_path(output).write_text(meta)
+    message = message.format(output=output, meta=meta_path(output))
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        run_inference(model, data, output, **kwargs)
+    assert caught.value.parameter == "output" and len(str(caught.value).splitlines()) == 1
+
+
+def _start_infer(tiny, synthetic_release, output, limit=12) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "lrv_hf.infer", "--model", tiny["base"], "--output", str(output)]
+    argv += ["--data", str(synthetic_release / "evaluation_set.json"), "--images", str(synthetic_release / "images")]
+    argv += ["--max-new-tokens", "8", "--batch-size", "4", "--limit", str(limit)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lock(lock: Path, proc: subprocess.Popen) -> None:
+    """Until `proc` has taken the lock (its pid is written only once it holds it)."""
+    deadline = time.monotonic() + 120
+    while not (lock.is_file() and lock.read_text().strip() == str(proc.pid)):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, f"{lock} was never taken"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_output_stops_at_once_naming_the_holder(tiny, synthetic_release, tmp_path):
+    """Found in the trial: two runs on one output both appended (90 duplicate rows). The second now stops with one
+    line naming the lock and the pid holding it, and the first finishes with every row once."""
+    output = tmp_path / "out.jsonl"
+    lock = Path(f"{output}.lock")
+    first = _start_infer(tiny, synthetic_release, output)
+    try:
+        _wait_for_lock(lock, first)
+        os.kill(first.pid, signal.SIGSTOP)  # the holder, frozen while it holds the lock
+        second = _start_infer(tiny, synthetic_release, output)
+        _, err = second.communicate(timeout=120)
+        os.kill(first.pid, signal.SIGCONT)
+        assert second.returncode == 2
+        line = f"lrv_hf.infer: error: {lock}: another run (pid {first.pid}) is writing {output}"
+        assert err.strip().startswith(line) and len(err.strip().splitlines()) == 1, err
+        assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+    keys = [(r["image_id"], r["question"]) for r in read_rows(output)]
+    assert len(keys) == 12 and len(set(keys)) == 12
+    assert not lock.exists()  # released and removed by a run that ends
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_run_is_taken_over(tiny, synthetic_release, tmp_path):
+    """SIGKILL leaves `<output>.lock` with a dead pid; the next run takes it over and completes the output."""
+    output = tmp_path / "out.jsonl"
+    lock = Path(f"{output}.lock")
+    killed = _start_infer(tiny, synthetic_release, output)
+    _wait_for_lock(lock, killed)
+    killed.kill()
+    killed.wait()
+    assert lock.read_text().strip() == str(killed.pid)
+    rerun = _start_infer(tiny, synthetic_release, output)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-3000:]
+    assert f"taking over {lock} from pid {killed.pid}" in err
+    reference = tmp_path / "reference.jsonl"
+    run_inference(
+        tiny["base"],
+        str(synthetic_release / "evaluation_set.json"),
+        str(reference),
+        images=str(synthetic_release / "images"),
+        settings=GenerationSettings(max_new_tokens=8, batch_size=4),
+        limit=12,
+    )
+    assert output.read_text() == reference.read_text() and not lock.exists()

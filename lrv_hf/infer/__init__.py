@@ -8,7 +8,8 @@ until a model is loaded.
 from .generate import Answerer, GenerationSettings, TransformersAnswerer, generate_answers, render_prompts
 from .inputs import Item, read_items
 from .load import ADAPTER_NAME, load_model
-from .run import InferResult, meta_path, run_inference, write_answers
+from .output import OutputLock, meta_path
+from .run import InferResult, run_inference, write_answers
 
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "GenerationSettings",
     "InferResult",
     "Item",
+    "OutputLock",
     "TransformersAnswerer",
     "generate_answers",
     "load_model",

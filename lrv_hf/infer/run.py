@@ -1,9 +1,11 @@
 """`run_inference`: every question of a data source answered by one or two models -> the predictions JSONL.
 
 Resumable (rows already written are skipped) and sharded under `accelerate launch` (each process answers its share
-into `<output>.part-<rank>-of-<n>`, process 0 merges them in data order). Settings go to `<output>.meta.json` once.
+into `<output>.part-<rank>-of-<n>`, process 0 merges them in data order). One run writes an output at a
+time, and only with the settings that made its rows (`.output`: `<output>.lock`, `<output>.meta.json`).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -15,6 +17,7 @@ from ..errors import InputError
 from ..predictions import read_written, to_line
 from .generate import Answerer, GenerationSettings
 from .inputs import Item, read_items
+from .output import OutputLock, meta_path, record_settings, write_meta
 
 
 logger = logging.getLogger(__name__)
@@ -34,27 +37,8 @@ class InferResult:
         return meta_path(self.output)
 
 
-def meta_path(output: str | Path) -> Path:
-    return Path(f"{output}.meta.json")
-
-
 def _key(prediction) -> tuple:
     return prediction.model, prediction.image_id, prediction.question
-
-
-def _check_meta(path: Path, meta: dict) -> None:
-    """Write the sidecar, or refuse to append to an output written with other settings."""
-    if path.is_file():
-        old = json.loads(path.read_text())
-        keys = ("model", "adapter", "models", "data", "config", "split", "generation")
-        if any(old.get(k) != meta.get(k) for k in keys):
-            raise InputError(
-                f"{path}: the output was written with other settings ({ {k: old.get(k) for k in keys} }); "
-                "choose another `output` or delete it to start over",
-                "output",
-            )
-    else:
-        path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def run_inference(
@@ -100,56 +84,61 @@ def run_inference(
     output.parent.mkdir(parents=True, exist_ok=True)
     # without `cpu=True`, accelerate treats processes launched on a machine without CUDA as independent runs
     state = PartialState(cpu=not torch.cuda.is_available())
-    meta = {
+    # everything that changes an answer; paths made absolute, so a rerun from another folder still matches
+    answer_settings = {
         "model": model,
         "adapter": adapter,
-        "models": labels,
-        "data": str(data),
-        "images": images,
+        "dtype": dtype,
+        "data": os.path.abspath(data),
+        "images": os.path.abspath(images) if images else None,
         "config": config,
         "split": split,
-        "generation": asdict(settings),
-        "dtype": dtype,
-        "num_processes": state.num_processes,
+        **{name: value for name, value in asdict(settings).items() if name != "batch_size"},
     }
-    if state.is_main_process:
-        _check_meta(meta_path(output), meta)
-    state.wait_for_everyone()
+    # process 0 holds the lock for the whole run: the other processes write only parts it merges
+    with OutputLock(output) if state.is_main_process else contextlib.nullcontext():
+        if state.is_main_process:
+            run = {"models": labels, "batch_size": settings.batch_size, "num_processes": state.num_processes}
+            record_settings(output, answer_settings, run)
+        state.wait_for_everyone()
 
-    part = (
-        output if state.num_processes == 1 else Path(f"{output}.part-{state.process_index}-of-{state.num_processes}")
-    )
-    # a merged output from an earlier run counts as done for every process
-    done = Counter(_key(p) for p in read_written(part if part.is_file() or not output.is_file() else output))
-    mine = items[state.process_index :: state.num_processes]
-    todo = []
-    for item in mine:
-        missing = []
-        for label in labels:
-            if done[(label, item.image_id, item.question)] > 0:
-                done[(label, item.image_id, item.question)] -= 1
-            else:
-                missing.append(label)
-        if missing:
-            todo.append((item, missing))
-    written = sum(len(missing) for _, missing in todo)
-    logger.info("process %d: %d of %d rows to write", state.process_index, written, len(mine) * len(labels))
+        part = (
+            output
+            if state.num_processes == 1
+            else Path(f"{output}.part-{state.process_index}-of-{state.num_processes}")
+        )
+        # a merged output from an earlier run counts as done for every process
+        done = Counter(_key(p) for p in read_written(part if part.is_file() or not output.is_file() else output))
+        mine = items[state.process_index :: state.num_processes]
+        todo = []
+        for item in mine:
+            missing = []
+            for label in labels:
+                if done[(label, item.image_id, item.question)] > 0:
+                    done[(label, item.image_id, item.question)] -= 1
+                else:
+                    missing.append(label)
+            if missing:
+                todo.append((item, missing))
+        written = sum(len(missing) for _, missing in todo)
+        logger.info("process %d: %d of %d rows to write", state.process_index, written, len(mine) * len(labels))
 
-    if todo:
-        from .generate import TransformersAnswerer
-        from .load import load_model
+        if todo:
+            from .generate import TransformersAnswerer
+            from .load import load_model
 
-        loaded, processor = load_model(model, adapter, dtype=dtype, device=str(state.device))
-        answerer = TransformersAnswerer(loaded, processor, settings, adapter=adapter)
-        write_answers(answerer, todo, load_image, labels, settings.batch_size, part)
-    state.wait_for_everyone()
-    if state.num_processes > 1 and state.is_main_process:
-        _merge_parts(output, state.num_processes, items, labels)
-    state.wait_for_everyone()
-    total = len(items) * len(labels)
-    if state.is_main_process:
-        meta["rows"] = total
-        meta_path(output).write_text(json.dumps(meta, indent=2) + "\n")
+            loaded, processor = load_model(model, adapter, dtype=dtype, device=str(state.device))
+            answerer = TransformersAnswerer(loaded, processor, settings, adapter=adapter)
+            write_answers(answerer, todo, load_image, labels, settings.batch_size, part)
+        state.wait_for_everyone()
+        if state.num_processes > 1 and state.is_main_process:
+            _merge_parts(output, state.num_processes, items, labels)
+        state.wait_for_everyone()
+        total = len(items) * len(labels)
+        if state.is_main_process:
+            # the settings stay as the first run recorded them (they matched); only the row count grows
+            meta = json.loads(meta_path(output).read_text(encoding="utf-8"))
+            write_meta(meta_path(output), {**meta, "rows": total})
     return InferResult(rows=total, written=written, skipped=len(mine) * len(labels) - written, output=output)
 
 
