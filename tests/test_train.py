@@ -798,3 +798,25 @@ def test_lora_under_deepspeed_zero2_resumes_from_its_checkpoint(tmp_path, lrv_da
     )
     assert reloaded.keys() == final.keys() == saved.keys()
     assert all(torch.equal(reloaded[k], final[k]) and not torch.equal(final[k], saved[k]) for k in final)
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_python_m_train_is_exit_130_and_one_line(lrv_dataset, tmp_path):
+    """A real SIGINT during `python -m lrv_hf.train` (what `accelerate launch -m` runs): exit 130, no traceback."""
+    import signal
+
+    argv = [sys.executable, "-m", "lrv_hf.train", *tiny_args(tmp_path / "run", lrv_dataset, "--max_steps", "2000")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for line in proc.stdout:  # training has started once the Trainer logs its first loss
+            if "'loss'" in line or '"loss"' in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out[-2000:]
+    assert "Traceback" not in out
+    assert out.strip().splitlines()[-1].startswith("lrv_hf.train: interrupted; the checkpoints saved so far are kept")

@@ -58,3 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"lrv_hf.train: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "lrv_hf.train: interrupted; the checkpoints saved so far are kept in the output folder; "
+            "rerun the same command to resume from the newest complete one",
+            file=sys.stderr,
+        )
+        return 130
