@@ -107,9 +107,11 @@ def compute_metrics(predictions: list[str], references: list[str], unknown_as: s
 
 
 def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple, list[str]]]:
-    """Read predictions JSONL files into `{model: {join key: [answers in file order]}}` (`Prediction.join_key`: the
-    question id when the row has one, else `(image_id, question)`); a row without `model` belongs to a model named
-    after its file.
+    """Read predictions JSONL files into `{model: {join key: [answers in file order]}}`; a row without `model`
+    belongs to a model named after its file.
+
+    A row is filed under its question id (`("question_id", id)`) and under `(image_id, question)`, so that probes
+    of another source (POPE's files and the Hub's copy number their questions apart) still join on the latter.
     """
     models: dict[str, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for path in map(Path, paths):
@@ -118,7 +120,11 @@ def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple, list[str]
                 prediction.require(
                     "image_id", purpose="POPE matches an answer on question_id, else image_id + question"
                 )
-            models[prediction.model or path.stem][prediction.join_key].append(prediction.answer)
+            answers = models[prediction.model or path.stem]
+            if prediction.question_id is not None:
+                answers[("question_id", prediction.question_id)].append(prediction.answer)
+            if prediction.image_id is not None and prediction.question is not None:
+                answers[(prediction.image_id, prediction.question)].append(prediction.answer)
     return {model: dict(answers) for model, answers in models.items()}
 
 

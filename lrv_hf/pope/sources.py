@@ -46,7 +46,7 @@ def is_pope_row(row: dict) -> bool:
     return "text" in row and "label" in row and "question" not in row
 
 
-def _pope_row(row: dict, where: str, split: str) -> dict:
+def _pope_row(row: dict, where: str, split: str, stem: str) -> dict:
     question_id = question_id_of(row, where)
     if question_id is None:
         raise InputError(f"{where}: field `question_id` is missing")
@@ -56,8 +56,9 @@ def _pope_row(row: dict, where: str, split: str) -> dict:
         "question": _text(row, "text", where),
         "label": _label(row["label"], where, "label"),
         "strategy": str(row.get("category") or split),
-        # POPE numbers each split from 0: the split makes the id unique when several splits are scored together
-        "question_id": f"{row.get('category') or split}/{question_id}",
+        # POPE numbers each file from 0: the file's name makes the id unique among several files, and apart from
+        # the Hub copy's ids (`random/1`), which number the same questions from 1
+        "question_id": f"{stem}/{question_id}",
         "image": image,
         "where": where,
     }
@@ -82,7 +83,8 @@ def _own_row(row: dict, where: str) -> dict:
 def _read_jsonl(path: Path) -> list[dict]:
     split = split_of(path)
     return [
-        _pope_row(row, where, split) if is_pope_row(row) else _own_row(row, where) for where, row in iter_jsonl(path)
+        _pope_row(row, where, split, path.stem) if is_pope_row(row) else _own_row(row, where)
+        for where, row in iter_jsonl(path)
     ]
 
 
@@ -96,7 +98,7 @@ def _hub_row(record: dict, where: str) -> dict:
         "question": _text(record, "question", where),
         "label": _label(record.get("answer"), where, "answer"),
         "strategy": category,
-        # lmms-lab/POPE numbers each category from 1, as POPE's files number each split from 0
+        # lmms-lab/POPE numbers each category from 1: the category makes the id unique
         "question_id": f"{category}/{question_id}",
         "where": where,
     }
@@ -195,8 +197,8 @@ def read_probes(sources: str | Path | list[str | Path], with_images: bool = Fals
 
     Returns:
         `list[dict]`: rows `image_id`, `question`, `label` ("yes"/"no"), `strategy` (the split), `question_id`
-        (POPE's sources: `<split>/<the source's id>`, as POPE numbers each split on its own) and `object` (the
-        package's probes), and `image` when asked.
+        (POPE's files: `<file stem>/<id>`, the Hub's: `<category>/<id>`, as each numbers its splits from 0 or 1),
+        `object` (the package's probes), and `image` when asked.
     """
     probes, seen = [], {}
     for source in sources if isinstance(sources, list) else [sources]:
