@@ -160,6 +160,8 @@ def from_dataset(dataset, source: str, with_images: bool) -> list[dict]:
             if probe["image_id"] not in seen:
                 probe["image"] = _image_bytes(images[index]["image"], f"{source}: row {index}")
                 seen.add(probe["image_id"])
+    for probe in probes:
+        del probe["where"]  # rows of a loaded dataset are named by their index: messages name it already
     return probes
 
 
@@ -203,7 +205,7 @@ def read_probes(sources: str | Path | list[str | Path], with_images: bool = Fals
     probes, seen = [], {}
     for source in sources if isinstance(sources, list) else [sources]:
         for probe in _read_one(source, with_images):
-            where = probe.pop("where")
+            where = probe.pop("where", str(source))
             if not with_images:
                 probe.pop("image", None)
             key = (probe["strategy"], probe.get("question_id") or (probe["image_id"], probe["question"]))
