@@ -205,13 +205,22 @@ def test_infer_reads_pope_files_with_an_images_folder_and_parquet_with_its_image
     ]
     assert load(items[2].image_key).getpixel((8, 8))[2] > 200  # the blue image
 
-    hub = write_hub_parquet(tmp_path / "hub")
+    hub = write_hub_parquet(tmp_path / "POPE" / "data")
     assert benchmark_of(str(hub)) == benchmark_of(str(hub.parent)) == "pope"
     items, load = read_items(str(hub.parent))
     assert [i.question_id for i in items] == [p["question_id"] for p in read_probes(hub)]
     assert load(items[6].image_key).getpixel((8, 8))[2] > 200 and load(items[0].image_key).getpixel((8, 8))[0] > 200
     with pytest.raises(InputError, match="carries its images; leave `images` unset"):
         read_items(str(hub), images=str(tmp_path))
+    # a Hub id is loaded once and told apart by its columns (the same `load_dataset` call, on a local copy)
+    from lrv_hf.infer.inputs import _hub_dataset
+
+    kind, dataset = _hub_dataset(str(hub.parent.parent))
+    assert kind == "pope" and dataset.num_rows == 8
+    assert benchmark_of("lrv-test/no-such-benchmark") == "hub"
+    with pytest.raises(InputError, match="^lrv-test/no-such-benchmark: cannot load the Hub dataset") as err:
+        read_items("lrv-test/no-such-benchmark")
+    assert err.value.parameter == "data"
 
 
 def test_infer_reads_mme_parquet_and_release_folder_keeping_question_ids(tmp_path):
