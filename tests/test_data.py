@@ -84,7 +84,7 @@ def test_every_instruction_shape_normalises(tmp_path):
     (row,) = read_instructions(current)
     assert (row.question, row.answer, row.task, row.polarity) == ("Is there a cat?", None, None, None)
     (row,) = read_instructions(july)
-    assert (row.question, row.answer) == ("Is there a dog?", "No.")
+    assert (row.question, row.answer, row.reference_answer) == ("Is there a dog?", None, "No.")
 
 
 def test_both_region_shapes_normalise_to_caption_and_xywh(tmp_path):
@@ -177,6 +177,26 @@ def test_chat_view_is_the_processor_shape(built_dataset):
     assert len(multi) == len(ds)
     assert [m["role"] for m in multi[0]["messages"]] == ["user", "assistant"] * len(ds[0]["question"])
     assert sum(c["type"] == "image" for m in multi[0]["messages"] for c in m["content"]) == 1
+
+
+def test_july_evaluation_answer_gt_is_a_reference_answer_never_a_model_answer(tmp_path, synthetic_release):
+    """The July-2023 evaluation set's `answer_gt` lands in `reference_answer`, as the card says; `answer` stays null
+    there, so no view trains on it, and rows of other files carry no reference."""
+    july = write_json(tmp_path / "eval_july.json", [
+        {"image_id": "2400001", "instruction": "Is there a dog?", "answer_gt": "No, there is no dog."},
+        {"image_id": "2400001", "instruction": "What color is the shape?"},
+    ])  # fmt: skip
+    build_dataset([july], synthetic_release / "images", tmp_path / "out", config_name="evaluation", split="test")
+    ds = datasets.load_dataset(str(tmp_path / "out"), "evaluation", split="test")
+    assert ds[0]["answer"] == [None, None]
+    assert ds[0]["reference_answer"] == ["No, there is no dog.", None]
+    assert instruction_view(ds)[0]["reference_answer"] == "No, there is no dog."
+    assert len(chat_view(ds)) == 0  # nothing to train on
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "`reference_answer`: the July-2023 evaluation set's `answer_gt`" in card
+    trained = tmp_path / "train"
+    build_dataset([synthetic_release / "filter_cap.json"], synthetic_release / "images", trained)
+    assert set(datasets.load_dataset(str(trained), "instructions", split="train")[0]["reference_answer"]) == {None}
 
 
 def test_chart_images_are_found_by_file_name(tmp_path, synthetic_release):

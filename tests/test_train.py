@@ -144,7 +144,8 @@ def test_every_recipe_parses_and_instantiates_at_tiny_size(recipe, tmp_path):
 
 
 def test_instructblip_projector_recipe_collates_and_trains_only_the_projection():
-    """LRV V1 at tiny size: query tokens prepended, the Q-Former reads the question only, only the projection learns."""
+    """LRV V1 at tiny size: MiniGPT-4's template, labels on the answer only, query tokens prepended, the Q-Former reads
+    the question only, only the projection learns."""
     import copy
 
     from transformers import (
@@ -177,13 +178,20 @@ def test_instructblip_projector_recipe_collates_and_trains_only_the_projection()
         {"messages": to_messages(["What color is the ball?"], ["The ball is red."]), "images": [image]},
         {"messages": to_messages(["Is there a kite?"], ["There is no kite in the image."]), "images": [image]},
     ]
-    for row in rows:  # the template names no image: the processor puts the query tokens first
-        row["messages"][0]["content"] = row["messages"][0]["content"][1:]
+    # MiniGPT-4's conversation (LRV-V1's data): `<ImageHere>` is where MiniGPT-4 puts the image embeddings; here the
+    # processor puts the query tokens first, so only the `<Img></Img>` text is left of it
+    assert processor.apply_chat_template(rows[0]["messages"], tokenize=False) == (
+        "<s>###Human: <Img></Img> What color is the ball?###Assistant: The ball is red.###"
+    )
     batch = AnswerOnlyCollator(processor)(rows)
-    for row, (question, answer) in enumerate([("What color is the ball?", " The ball is red.</s>"),
-                                              ("Is there a kite?", " There is no kite in the image.</s>")]):  # fmt: skip
+    for row, (question, answer) in enumerate([("What color is the ball?", "The ball is red."),
+                                              ("Is there a kite?", "There is no kite in the image.")]):  # fmt: skip
         labels = batch["labels"][row]
-        assert tokenizer.decode(labels[labels != IGNORE_INDEX]) == answer
+        learnt = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
+        # exactly the answer and MiniGPT-4's end symbol, one contiguous run ending at the last token
+        assert learnt == list(range(learnt[0], int(batch["attention_mask"][row].sum())))
+        assert tokenizer.decode(labels[learnt]) == f" {answer}###"
+        assert tokenizer.decode(batch["input_ids"][row][: learnt[0]]).endswith(f"{question}###Assistant:")
         assert (
             tokenizer.decode(batch["qformer_input_ids"][row][batch["qformer_attention_mask"][row].bool()]) == question
         )
@@ -348,6 +356,7 @@ def test_answer_spans_follow_the_template(tiny, template):
         expected = "The ball is red.<|im_end|>\nNo, it is small.<|im_end|>\n"
     elif template != "tiny":
         processor.chat_template = yaml.safe_load(recipe_path(template).read_text())["chat_template"]
+        expected = " The ball is red.### No, it is small.###"  # MiniGPT-4's `###` ends each answer
         with_image = False  # InstructBLIP's processor prepends the query tokens; its template names no image
     row = conversation()
     if not with_image:

@@ -279,5 +279,6 @@ def _example(image_id: str, data: bytes, rows: list[tuple], regions: list[dict])
         "task": [r[2] for r in rows],
         "polarity": [polarity_of(r[2]) for r in rows],
         "source": [r[3] for r in rows],
+        "reference_answer": [r[5] for r in rows],
         "regions": regions,
     }

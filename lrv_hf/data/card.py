@@ -53,6 +53,8 @@ chat = chat_view(ds)                     # messages (user turn with the image + 
 - `image`: the image (PIL when loaded); `image_id`: the Visual Genome id (chart data: the file name).
 - `question`, `answer`, `task`, `source`: one entry per instruction; `answer` is null in the evaluation set, `task` is
   the task name as the generator wrote it (negative instances carry `negative`), `source` the release file.
+- `reference_answer`: the July-2023 evaluation set's `answer_gt`, a reference answer to compare a model's answer
+  with, in a column of its own so that it is never taken for a model answer or trained on; null elsewhere.
 - `polarity`: `negative` when the release marks the instruction negative, `positive` for other tasks, null when
   the file carries no task (the evaluation set mixes both without marking them).
 - `regions`: the image's dense captions with boxes `[x, y, width, height]` in pixels (the input of GAVIE).

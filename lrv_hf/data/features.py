@@ -18,6 +18,8 @@ FEATURES = Features(
         "task": List(Value("string")),
         "polarity": List(Value("string")),
         "source": List(Value("string")),
+        # the July-2023 evaluation set's `answer_gt`: a reference for scoring, null elsewhere; never trained on
+        "reference_answer": List(Value("string")),
         "regions": List(REGION),
     }
 )
@@ -32,8 +34,9 @@ INSTRUCTION_FEATURES = Features(
         "task": Value("string"),
         "polarity": Value("string"),
         "source": Value("string"),
+        "reference_answer": Value("string"),
         "regions": List(REGION),
     }
 )
 
-INSTRUCTION_FIELDS = ("question", "answer", "task", "polarity", "source")
+INSTRUCTION_FIELDS = ("question", "answer", "task", "polarity", "source", "reference_answer")

@@ -57,6 +57,8 @@ class Instruction:
     task: str | None
     source: str
     row: int
+    # the July-2023 evaluation set's `answer_gt`: a reference answer to compare with, never a model answer to learn
+    reference_answer: str | None = None
 
     @property
     def polarity(self) -> str | None:
@@ -112,9 +114,10 @@ def parse_instruction(row, path: Path, index: int) -> Instruction:
     question = _text(row, ("question", "instruction"), where, required=True)
     if not question.strip():
         raise InputError(f"{where}: field `question` is empty")
-    answer = _text(row, ("answer", "answer_gt"), where, required=False)
+    answer = _text(row, ("answer",), where, required=False)
+    reference = _text(row, ("answer_gt",), where, required=False)
     task = _text(row, ("task",), where, required=False)
-    return Instruction(image_id, question, answer, task, source=path.name, row=index)
+    return Instruction(image_id, question, answer, task, source=path.name, row=index, reference_answer=reference)
 
 
 def read_instructions(path: str | Path, bad_rows: BadRows | None = None) -> Iterator[Instruction]:

@@ -16,7 +16,7 @@ from .release import Instruction
 
 _SCHEMA = """
 CREATE TABLE rows (seq INTEGER PRIMARY KEY, image_id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT, task TEXT,
-                   source TEXT NOT NULL, row INTEGER NOT NULL);
+                   source TEXT NOT NULL, row INTEGER NOT NULL, reference_answer TEXT);
 CREATE TABLE regions (image_id TEXT PRIMARY KEY, regions TEXT NOT NULL);
 """
 
@@ -41,8 +41,8 @@ class Spool:
 
     def add_rows(self, rows: Iterable[Instruction]):
         self.db.executemany(
-            "INSERT INTO rows (image_id, question, answer, task, source, row) VALUES (?,?,?,?,?,?)",
-            ((r.image_id, r.question, r.answer, r.task, r.source, r.row) for r in rows),
+            "INSERT INTO rows (image_id, question, answer, task, source, row, reference_answer) VALUES (?,?,?,?,?,?,?)",
+            ((r.image_id, r.question, r.answer, r.task, r.source, r.row, r.reference_answer) for r in rows),
         )
         self.db.commit()
         self._indexed = False
@@ -132,13 +132,14 @@ class Spool:
         return [(ids[i], ids[min(i + images_per_shard, len(ids)) - 1]) for i in range(0, len(ids), images_per_shard)]
 
     def grouped(self, first: str | None = None, last: str | None = None) -> Iterator[tuple[str, list, list | None]]:
-        """`(image_id, [(question, answer, task, source, row), ...], regions or None)` per image, in id order.
+        """`(image_id, [(question, answer, task, source, row, reference_answer), ...], regions or None)` per image, in
+        id order.
 
         Limited to the ids from `first` to `last` when given (one shard of a parallel build).
         """
         self._index()
         # images come out in id order: an index scan, no sort of the rows and no regions dragged through one
-        query = "SELECT image_id, question, answer, task, source, row FROM rows"
+        query = "SELECT image_id, question, answer, task, source, row, reference_answer FROM rows"
         bounds = ()
         if first is not None:
             query += " WHERE image_id BETWEEN ? AND ?"
@@ -148,10 +149,10 @@ class Spool:
             self.db.execute(query + " ORDER BY image_id, seq", bounds), key=lambda t: t[0]
         ):
             rows, seen = [], set()
-            for _, question, answer, task, source, row in group:
+            for _, question, answer, task, source, row, reference in group:
                 if (question, answer, task) in seen:
                     continue  # counted by `count_duplicates`
                 seen.add((question, answer, task))
-                rows.append((question, answer, task, source, row))
+                rows.append((question, answer, task, source, row, reference))
             found = lookup.execute("SELECT regions FROM regions WHERE image_id = ?", (image_id,)).fetchone()
             yield image_id, rows, (json.loads(found[0]) if found else None)

@@ -3,6 +3,11 @@
 lrv-hf pope build --objects objects.json --output probes.jsonl
 lrv-hf infer ... --data probes.jsonl --output predictions.jsonl
 lrv-hf pope score --probes probes.jsonl --predictions predictions.jsonl --output-dir runs/pope
+
+POPE's own files and the Hub's copy score the same way:
+lrv-hf infer ... --data coco_pope_random.json --images val2014 --output predictions.jsonl
+lrv-hf pope score --probes coco_pope_random.json coco_pope_popular.json coco_pope_adversarial.json ...
+lrv-hf pope score --probes lmms-lab/POPE --predictions predictions.jsonl --output-dir runs/pope
 """
 
 import argparse
@@ -32,8 +37,16 @@ def add_parser(subparsers):
     build.set_defaults(run=run_build)
 
     score = commands.add_parser("score", help="score answers (JSONL from `lrv-hf infer`) against a probe file")
-    score.add_argument("--probes", required=True, help="probe JSONL written by `lrv-hf pope build`")
-    score.add_argument("--predictions", required=True, nargs="+", help="JSONL rows {image_id, question, answer}")
+    score.add_argument(
+        "--probes",
+        required=True,
+        nargs="+",
+        help="probe JSONL of `lrv-hf pope build`, POPE's coco_pope_{random,popular,adversarial}.json, or "
+        "lmms-lab/POPE (a Parquet file, a folder of them, or the Hub id)",
+    )
+    score.add_argument(
+        "--predictions", required=True, nargs="+", help="JSONL rows {question_id?, image_id, question, answer}"
+    )
     score.add_argument("--output-dir", required=True, help="gets summary.json and scores.jsonl")
     score.add_argument(
         "--unknown-as",
@@ -71,7 +84,7 @@ def run_score(args: argparse.Namespace) -> int:
     from .scoring import score_files
 
     result = score_files(args.probes, args.predictions, args.output_dir, unknown_as=args.unknown_as)
-    print(f"{'model':<24} {'strategy':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'yes':>6} {'n':>6} {'unk':>5}")
+    print(f"{'model':<24} {'split':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'yes':>6} {'n':>6} {'unk':>5}")
     for model, strategies in result.summary["models"].items():
         for strategy, m in strategies.items():
             print(

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..predictions import iter_jsonl, question_id_of
 from ..predictions import read_predictions as read_rows
+from .sources import read_probes
 
 
 logger = logging.getLogger(__name__)
@@ -106,48 +106,12 @@ def compute_metrics(predictions: list[str], references: list[str], unknown_as: s
     }
 
 
-def _field(row: dict, key: str, where: str, kinds=(str,)) -> str:
-    value = row.get(key)
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        raise InputError(f"{where}: field `{key}` is missing or not a {' or '.join(k.__name__ for k in kinds)}")
-    return str(value)
-
-
-def read_probes(path: str | Path) -> list[dict]:
-    """Read a probe JSONL (`{"image_id", "question", "label", "strategy"?, "object"?, "question_id"?}`), validated."""
-    probes, seen = [], set()
-    for where, row in iter_jsonl(path):
-        probe = {
-            "image_id": _field(row, "image_id", where, (str, int)),
-            "question": _field(row, "question", where),
-            "label": _field(row, "label", where).strip().lower(),
-            # probe files from elsewhere may hold one strategy and not say which
-            "strategy": str(row.get("strategy") or "all"),
-            "object": row.get("object"),
-        }
-        question_id = question_id_of(row, where)
-        if question_id is not None:
-            probe["question_id"] = question_id
-        if probe["label"] not in ("yes", "no"):
-            raise InputError(f"{where}: field `label` must be 'yes' or 'no', got {row['label']!r}")
-        key = (
-            (probe["strategy"], question_id)
-            if question_id
-            else (probe["strategy"], probe["image_id"], probe["question"])
-        )
-        if key in seen:
-            raise InputError(f"{where}: the same question on image {probe['image_id']} appears twice")
-        seen.add(key)
-        probes.append(probe)
-    if not probes:
-        raise InputError(f"{path}: the file holds no probes")
-    return probes
-
-
 def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple, list[str]]]:
-    """Read predictions JSONL files into `{model: {join key: [answers in file order]}}` (`Prediction.join_key`: the
-    question id when the row has one, else `(image_id, question)`); a row without `model` belongs to a model named
-    after its file.
+    """Read predictions JSONL files into `{model: {join key: [answers in file order]}}`; a row without `model`
+    belongs to a model named after its file.
+
+    A row is filed under its question id (`("question_id", id)`) and under `(image_id, question)`, so that probes
+    of another source (POPE's files and the Hub's copy number their questions apart) still join on the latter.
     """
     models: dict[str, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for path in map(Path, paths):
@@ -156,7 +120,11 @@ def read_predictions(paths: list[str | Path]) -> dict[str, dict[tuple, list[str]
                 prediction.require(
                     "image_id", purpose="POPE matches an answer on question_id, else image_id + question"
                 )
-            models[prediction.model or path.stem][prediction.join_key].append(prediction.answer)
+            answers = models[prediction.model or path.stem]
+            if prediction.question_id is not None:
+                answers[("question_id", prediction.question_id)].append(prediction.answer)
+            if prediction.image_id is not None and prediction.question is not None:
+                answers[(prediction.image_id, prediction.question)].append(prediction.answer)
     return {model: dict(answers) for model, answers in models.items()}
 
 
@@ -169,7 +137,8 @@ def _probe_key(probe: dict, answers: dict) -> tuple:
 def score_predictions(
     probes: list[dict], predictions: dict[str, dict[tuple[str, str], list[str]]], unknown_as: str = "yes"
 ) -> tuple[dict, list[dict]]:
-    """Join predictions with probes on `(image_id, question)` and score each model on each strategy.
+    """Join predictions with probes (on `question_id` when both have it, else on `(image_id, question)`) and score
+    each model on each strategy (a split of POPE's sources).
 
     A question recurs across strategies (the positives are shared). One answer to it (or several, all the same, as
     greedy decoding gives) serves every probe row that asks it; as many answers as rows (inference ran over the probe
@@ -252,9 +221,20 @@ class PopeResult:
 
 
 def score_files(
-    probes: str | Path, predictions: list[str | Path], output_dir: str | Path, unknown_as: str = "yes"
+    probes: str | Path | list[str | Path],
+    predictions: list[str | Path],
+    output_dir: str | Path,
+    unknown_as: str = "yes",
 ) -> PopeResult:
-    """POPE over files: a probe JSONL and predictions JSONL files -> summary.json and scores.jsonl in `output_dir`."""
+    """POPE over files -> summary.json and scores.jsonl in `output_dir`, per model and split.
+
+    Args:
+        probes (`str`, `Path` or a list of them): the probes, from any source `read_probes` takes (the package's
+            probe JSONL, POPE's `coco_pope_{random,popular,adversarial}.json`, `lmms-lab/POPE` Parquet or Hub id).
+        predictions (`list`): predictions JSONL files (`lrv-hf infer` output); rows join on `question_id` first.
+        output_dir (`str` or `Path`): where summary.json and scores.jsonl go.
+        unknown_as (`str`, *optional*, defaults to `"yes"`): see `compute_metrics`.
+    """
     if unknown_as not in UNKNOWN_AS:  # before reading anything
         raise InputError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}", "unknown_as")
     summary, rows = score_predictions(read_probes(probes), read_predictions(predictions), unknown_as=unknown_as)

@@ -25,11 +25,13 @@ the image?" about objects that are in the image (reference "yes") and objects th
 at random, among the most frequent objects, or among the objects that most often co-occur with the image's). Each
 free-form answer is read as yes/no with POPE's rule: in its first sentence, a word "No", "no" or "not" means "no",
 anything else "yes". The metric reports accuracy, precision, recall and F1 with "yes" as the positive class, and the
-yes-ratio (the share of answers read as "yes"; a well-calibrated model on a balanced set is near 0.5).
+yes-ratio (the share of the model's answers read as "yes", as POPE's evaluate.py computes it, not the labels'
+share; a well-calibrated model on a balanced set is near 0.5).
 
 Answers that hold neither "yes" nor a negation (empty, "I cannot tell", "There is a dog") are counted as `unknown`.
 POPE reads them as "yes"; `unknown_as` chooses whether they count as "yes" (default, comparable with published POPE
-numbers), as wrong, or are excluded. Build probe sets with `lrv-hf pope build`.
+numbers), as wrong, or are excluded. `lrv-hf pope score` scores POPE's own files and lmms-lab/POPE per split;
+`lrv-hf pope build` builds probe sets from object annotations.
 """
 
 _KWARGS_DESCRIPTION = """
