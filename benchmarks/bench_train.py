@@ -30,7 +30,7 @@ from lrv_hf.train.collator import IGNORE_INDEX, AnswerOnlyCollator
 from lrv_hf.train.config import AdapterArguments
 from lrv_hf.train.model import apply_adapter
 from lrv_hf.train.recipes import recipe_path
-from lrv_hf.train.tiny import build_tiny_llava
+from lrv_hf.testing.tiny import build_tiny_llava
 
 
 class NaiveCollator:

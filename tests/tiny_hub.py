@@ -13,7 +13,7 @@ import torch
 
 
 def save_base(path: Path) -> Path:
-    from lrv_hf.train.tiny import save_tiny_base
+    from lrv_hf.testing.tiny import save_tiny_base
 
     return save_tiny_base(path, seed=0)
 

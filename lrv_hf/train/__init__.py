@@ -13,13 +13,11 @@ _EXPORTS = {
     "LRVTrainer": "trainer",
     "LRVTrainingArguments": "config",
     "ModelArguments": "config",
-    "build_tiny_llava": "tiny",
     "list_recipes": "recipes",
     "load_model_and_processor": "model",
     "main": "trainer",
     "parse_train_args": "config",
     "run": "trainer",
-    "save_tiny_base": "tiny",
 }
 
 __all__ = sorted(_EXPORTS)
