@@ -121,7 +121,7 @@ def apply_adapter(model: PreTrainedModel, adapter_args: AdapterArguments) -> Pef
 def load_model_and_processor(
     model_args: ModelArguments, adapter_args: AdapterArguments, training_args: TrainingArguments
 ) -> tuple[PeftModel, ProcessorMixin]:
-    """Preflight, then the processor and the base with its adapter; `tiny-llava` is built and saved beside the run.
+    """Preflight, then the processor and the base with its adapter; `tiny-llava` is the shipped tiny base that sees.
 
     The tiny base is written to `<output_dir>/base` so that the adapter's `base_model_name_or_path` resolves there
     for inference and the demo.
@@ -129,12 +129,12 @@ def load_model_and_processor(
     preflight(model_args, training_args)
     name_or_path = model_args.model_name_or_path
     if name_or_path == TINY_MODEL:
-        from .tiny import save_tiny_base
+        from ..testing.tiny_base import copy_tiny_base
 
         base = Path(training_args.output_dir, "base").resolve()
         with training_args.main_process_first(desc="tiny base"):
             if not (base / "config.json").is_file():
-                save_tiny_base(base, seed=training_args.seed)
+                copy_tiny_base(base)
         name_or_path = str(base)
     processor = load_processor(name_or_path, model_args)
     model = apply_adapter(load_base_model(name_or_path, model_args), adapter_args)

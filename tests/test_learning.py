@@ -1,0 +1,112 @@
+"""Tests that training teaches something: the shipped tiny base sees, and LRV's negatives cure the yes-bias.
+
+Both adapters train once per session (fixed seeds) from the shipped base with the `tiny/lora-cpu` recipe on a
+synthetic release, and are probed on its held-out fifth of images, which no training step saw.
+"""
+
+import random
+
+import pytest
+import torch
+
+from lrv_hf.data import synth
+from lrv_hf.data.synth import write_synthetic_release
+from lrv_hf.testing import tiny_adapters, tiny_base
+
+
+NUM_IMAGES = 200  # 160 to train on, 40 held out
+
+
+@pytest.fixture(scope="session")
+def learning_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learning")
+    write_synthetic_release(root / "release", num_images=NUM_IMAGES, seed=0)
+    datasets = tiny_adapters.build_adapter_datasets(root / "release", root / "data")
+    return {"root": root, "release": root / "release", "datasets": datasets}
+
+
+@pytest.fixture(scope="session")
+def adapter_scores(learning_release):
+    """Both adapters trained from the shipped base, probed on held-out images: `{name: scores}`."""
+    probes = tiny_adapters.held_out_probes(learning_release["release"], seed=0)
+    scores = {}
+    for name in tiny_adapters.ADAPTERS:
+        run = learning_release["root"] / name
+        tiny_adapters.train_adapter(learning_release["datasets"][name], run, "--save_strategy", "no")
+        scores[name] = tiny_adapters.probe(run, learning_release["release"], probes)
+    return scores
+
+
+def test_lrv_adapter_answers_pope_on_held_out_images(adapter_scores):
+    pope = adapter_scores["lrv"]["pope"]
+    assert pope["n"] >= 100
+    assert pope["accuracy"] >= 0.85, pope
+    assert 0.40 <= pope["yes_ratio"] <= 0.60, pope
+
+
+def test_lrv_adapter_rejects_wrong_colours_of_present_objects(adapter_scores):
+    scores = adapter_scores["lrv"]
+    assert scores["attribute_negative_accuracy"] >= 0.8, scores["attribute"]
+    # a model that says "no" to every colour question would pass the line above; it must also say "yes" to the truth
+    assert scores["attribute"]["recall"] >= 0.6, scores["attribute"]
+
+
+def test_positive_only_adapter_says_yes_to_absent_objects(adapter_scores):
+    pope = adapter_scores["positive-only"]["pope"]
+    assert pope["yes_ratio"] >= 0.80, pope
+    assert pope["yes_ratio"] > adapter_scores["lrv"]["pope"]["yes_ratio"] + 0.2
+
+
+def test_shipped_base_names_the_shapes_it_sees():
+    """The base was never asked yes/no; asked which shapes it sees, it names those drawn in unseen scenes."""
+    model, processor = tiny_base.load_tiny_base()
+    rng = random.Random("test-unseen-scenes")
+    scenes = [s for s in (synth.make_scene(rng) for _ in range(60)) if len(s["objects"]) >= 2][:40]
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which shapes are in the image?"}]}],
+        add_generation_prompt=True,
+    )
+    processor.tokenizer.padding_side = "left"
+    inputs = processor(
+        images=[synth.render(s) for s in scenes], text=[prompt] * len(scenes), padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+    answers = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    exact = [
+        {shape for shape in synth.SHAPES if shape in answer} == {o["name"] for o in scene["objects"]}
+        for answer, scene in zip(answers, scenes)
+    ]
+    assert sum(exact) / len(exact) >= 0.6, list(zip(answers, scenes))[:5]
+
+
+def test_rebuild_script_runs_and_is_reproducible(tmp_path):
+    short = ["--num-scenes", "200", "--vision-steps", "3", "--language-steps", "2", "--threads", "1"]
+    figures = tiny_base.main(["--output", str(tmp_path / "a"), *short])
+    assert figures["vision_seconds"] > 0 and figures["language_loss"] > 0
+    tiny_base.main(["--output", str(tmp_path / "b"), *short])
+    untrained = tiny_base.main(
+        ["--output", str(tmp_path / "c"), *short[:2], "--vision-steps", "0", "--language-steps", "0"]
+    )
+    assert untrained["vision_seconds"] >= 0
+    from safetensors.torch import load_file
+
+    a, b, c = (load_file(tmp_path / name / "model.safetensors") for name in "abc")
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[key], b[key]) for key in a), "the same seed must rebuild the same weights"
+    tower = [key for key in a if "vision_tower" in key]
+    language = [key for key in a if "language_model" in key or "multi_modal_projector" in key]
+    assert any(not torch.equal(a[key], c[key]) for key in tower), "stage 0 did not train the tower"
+    assert any(not torch.equal(a[key], c[key]) for key in language), "stage 1 did not train the language side"
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    model = LlavaForConditionalGeneration.from_pretrained(tmp_path / "a")
+    assert model.config.vision_config.hidden_size == tiny_base.VISION_WIDTH
+    assert AutoProcessor.from_pretrained(tmp_path / "a").chat_template
+
+
+def test_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="`vision_steps` must be 0 or more"):
+        tiny_base.TinyBaseConfig(vision_steps=-1)
+    with pytest.raises(ValueError, match="`num_scenes` must be at least 1"):
+        tiny_base.TinyBaseConfig(num_scenes=0)
