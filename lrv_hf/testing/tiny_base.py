@@ -8,9 +8,9 @@ one in two seeded stages on positive data only (no yes/no questions, so the base
 2. tower frozen: projector + language model + `lm_head` on captions, "What color is the <shape>?" and "Which shapes
    are in the image?", through the real chat template and answer-only collator.
 
-Rebuild the shipped copy (about 4 CPU-minutes on 2 cores)::
+Rebuild the shipped copy (30 minutes on one thread of a busy 2-core box; see BENCHMARKS.md)::
 
-    python -m lrv_hf.testing.tiny_base --output lrv_hf/testing/tiny_base
+    python -m lrv_hf.testing.tiny_base --output lrv_hf/testing/tiny_base --threads 1
 """
 
 import argparse
@@ -45,10 +45,10 @@ class TinyBaseConfig:
 
     seed: int = field(default=0, metadata={"help": "seed of the scenes, the initial weights and the batch order"})
     num_scenes: int = field(default=20_000, metadata={"help": "synthetic scenes the tower is trained on"})
-    vision_steps: int = field(default=1500, metadata={"help": "stage 0: tower steps on the presence labels"})
+    vision_steps: int = field(default=2000, metadata={"help": "stage 0: tower steps on the presence labels"})
     vision_batch_size: int = field(default=128, metadata={"help": "stage 0 batch size"})
     vision_learning_rate: float = field(default=3e-3, metadata={"help": "stage 0 AdamW learning rate (cosine)"})
-    language_steps: int = field(default=1000, metadata={"help": "stage 1: projector + LM steps on descriptions"})
+    language_steps: int = field(default=1200, metadata={"help": "stage 1: projector + LM steps on descriptions"})
     language_batch_size: int = field(default=32, metadata={"help": "stage 1 batch size"})
     language_learning_rate: float = field(default=2e-3, metadata={"help": "stage 1 AdamW learning rate (cosine)"})
 
