@@ -26,17 +26,18 @@ def learning_release(tmp_path_factory):
     return {"root": root, "release": root / "release", "datasets": datasets, "probes": probes}
 
 
-def _train_and_probe(learning_release, name: str) -> dict:
+def _train_and_probe(learning_release, name: str, *overrides: str) -> dict:
     run = learning_release["root"] / name
-    tiny_adapters.train_adapter(
-        learning_release["datasets"][name], run, "--save_strategy", "no", "--disable_tqdm", "true"
-    )
+    overrides = ("--save_strategy", "no", "--disable_tqdm", "true", *overrides)
+    tiny_adapters.train_adapter(learning_release["datasets"][name], run, *overrides)
     return tiny_adapters.probe(run, learning_release["release"], learning_release["probes"])
 
 
 @pytest.fixture(scope="session")
 def positive_only_scores(learning_release):
-    return _train_and_probe(learning_release, "positive-only")
+    # the yes-bias is complete by step 100 (issue 15 saw yes-ratio 1.00 there on every base); the recipe's 400 steps
+    # would only make the test slower
+    return _train_and_probe(learning_release, "positive-only", "--max_steps", "120")
 
 
 @pytest.fixture(scope="session")
