@@ -16,7 +16,7 @@ import torch
 
 from lrv_hf.data import write_synthetic_release
 from lrv_hf.infer import GenerationSettings, generate_answers, load_model, read_items
-from lrv_hf.train.tiny import save_tiny_base
+from lrv_hf.testing.tiny import save_tiny_base
 
 
 def answer_all(model, processor, items, load_image, batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:

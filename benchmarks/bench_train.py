@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader
 from lrv_hf.data.export import build_dataset
 from lrv_hf.data.synth import write_synthetic_release
 from lrv_hf.data.views import chat_view
+from lrv_hf.testing.tiny import build_tiny_llava
 from lrv_hf.train.collator import IGNORE_INDEX, AnswerOnlyCollator
 from lrv_hf.train.config import AdapterArguments
 from lrv_hf.train.model import apply_adapter
 from lrv_hf.train.recipes import recipe_path
-from lrv_hf.train.tiny import build_tiny_llava
 
 
 class NaiveCollator:

@@ -44,7 +44,7 @@ def llava_7b(device: str):
 
 
 def tiny(device: str):
-    from lrv_hf.train.tiny import IMAGE_SIZE, NUM_IMAGE_TOKENS, build_tiny_llava
+    from lrv_hf.testing.tiny import IMAGE_SIZE, NUM_IMAGE_TOKENS, build_tiny_llava
 
     model, processor = build_tiny_llava()
     return model.to(device), IMAGE_SIZE, NUM_IMAGE_TOKENS, len(processor.tokenizer)

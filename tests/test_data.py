@@ -230,8 +230,12 @@ def test_synthetic_release_is_deterministic_and_has_both_negative_kinds(tmp_path
             continue
         present = {o["names"][0]: o["attributes"][0] for o in objects[row["image_id"]]}
         words = row["question"].lower().replace("?", "").replace(".", "").split()
+        # the colour stands before the shape ("the red ball") or after it ("Is the ball red?")
+        around = [None, *words, None]
         mentioned = [
-            (w, words[i - 1] if i and words[i - 1] in COLORS else None) for i, w in enumerate(words) if w in SHAPES
+            (w, next((c for c in (around[i], around[i + 2]) if c in COLORS), None))
+            for i, w in enumerate(words)
+            if w in SHAPES
         ]
         target, color = mentioned[0]
         if target in present:  # an existing object with a wrong attribute

@@ -21,12 +21,12 @@ from lrv_hf.data.export import build_dataset
 from lrv_hf.data.synth import write_synthetic_release
 from lrv_hf.data.views import to_messages
 from lrv_hf.errors import InputError
+from lrv_hf.testing.tiny import NUM_IMAGE_TOKENS, build_tiny_llava
 from lrv_hf.train.card import model_card
 from lrv_hf.train.collator import IGNORE_INDEX, AnswerOnlyCollator
 from lrv_hf.train.config import LRVTrainingArguments, ModelArguments, parse_train_args
 from lrv_hf.train.model import apply_adapter, preflight
 from lrv_hf.train.recipes import list_recipes, recipe_path
-from lrv_hf.train.tiny import NUM_IMAGE_TOKENS, build_tiny_llava
 from lrv_hf.train.trainer import LRVTrainer, _damage, main
 
 
@@ -157,7 +157,7 @@ def test_instructblip_projector_recipe_collates_and_trains_only_the_projection()
     )
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    from lrv_hf.train.tiny import build_tiny_tokenizer
+    from lrv_hf.testing.tiny import build_tiny_tokenizer
 
     # as on the Hub: the Vicuna tokenizer names no image token, the processor adds `<image>`
     tokenizer = PreTrainedTokenizerFast(

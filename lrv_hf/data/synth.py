@@ -115,6 +115,11 @@ def positive_instructions(scene: dict, rng: random.Random) -> list[dict]:
             "Object Attribute Detection",
         ),
         (
+            f"Is the {first['name']} {first['color']}?",
+            f"Yes, the {first['name']} is {first['color']}.",
+            "Object Attribute Detection",
+        ),
+        (
             f"Where is the {second['color']} {second['name']} located in the picture?",
             f"The {second['color']} {second['name']} is in the {_where(second['bbox'])} of the image.",
             "Referential Expression Grounding",
@@ -139,10 +144,10 @@ def negative_instructions(scene: dict, rng: random.Random) -> list[dict]:
     objects = scene["objects"]
     present = {o["name"] for o in objects}
     absent = sorted(set(SHAPES) - present)
-    rows = []
+    nonexistent = []
     for template in ("Is there a {s} in the image?", "Describe the {c} {s} next to the {o}."):
         shape, color, anchor = rng.choice(absent), rng.choice(sorted(COLORS)), rng.choice(objects)["name"]
-        rows.append(
+        nonexistent.append(
             (
                 template.format(c=color, s=shape, o=anchor),
                 f"No, there is no {shape} in the image. The image shows {_listing(objects)}.",
@@ -150,6 +155,12 @@ def negative_instructions(scene: dict, rng: random.Random) -> list[dict]:
         )
     target = rng.choice(objects)
     wrong = rng.choice(sorted(set(COLORS) - {target["color"]}))
+    # the yes/no pair of each kind comes first: `filter_cap.json` takes the first two negatives
+    rows = [
+        nonexistent[0],
+        (f"Is the {target['name']} {wrong}?", f"No, the {target['name']} is {target['color']}, not {wrong}."),
+        nonexistent[1],
+    ]
     rows.append(
         (
             f"Can you see the {wrong} {target['name']} in the image?",
@@ -163,6 +174,33 @@ def negative_instructions(scene: dict, rng: random.Random) -> list[dict]:
         )
     )
     return [{"question": q, "answer": a, "task": "negative"} for q, a in rows]
+
+
+def existence_pairs(scene: dict, asked: set[str], rng: random.Random) -> list[dict]:
+    """More "Is there a <shape>?" questions in yes/no pairs (a drawn shape, an absent one), skipping those `asked`.
+
+    POPE-style balance: each "yes" comes with a "no", so these rows add no lean either way to LRV's data.
+    """
+    objects = [o for o in scene["objects"] if o["name"] not in asked]
+    absent = [s for s in SHAPES if s not in asked and s not in {o["name"] for o in scene["objects"]}]
+    rng.shuffle(absent)
+    rows = []
+    for obj, shape in zip(objects, absent):
+        rows.append(
+            {
+                "question": f"Is there a {obj['name']} in the image?",
+                "answer": f"Yes, there is a {obj['color']} {obj['name']} in the {_where(obj['bbox'])} of the image.",
+                "task": "Object Detection",
+            }
+        )
+        rows.append(
+            {
+                "question": f"Is there a {shape} in the image?",
+                "answer": f"No, there is no {shape} in the image. The image shows {_listing(scene['objects'])}.",
+                "task": "negative",
+            }
+        )
+    return rows
 
 
 def write_synthetic_release(output_dir: str | Path, num_images: int = 48, seed: int = 0) -> dict:
@@ -209,7 +247,10 @@ def write_synthetic_release(output_dir: str | Path, num_images: int = 48, seed: 
             for row in positives[1:4] + negatives[::2]:
                 evaluation.append({"image_id": image_id, "question": row["question"]})
             continue
-        for row in positives[:4] + negatives[:2]:
+        # filter_cap.json: four positives (two of them "yes" answers), the two matching "no" answers, and more
+        # existence questions in yes/no pairs
+        asked = {row["question"].split()[3] for row in (positives[1], negatives[0])}  # "Is there a <shape> ..."
+        for row in positives[:4] + negatives[:2] + existence_pairs(scene, asked, rng):
             train.append({"image_id": image_id, **row})
         for row in positives[4:] + negatives[2:]:
             more.append({"image_id": image_id, **row})
@@ -228,4 +269,34 @@ def write_synthetic_release(output_dir: str | Path, num_images: int = 48, seed: 
         "more": len(more),
         "evaluation": len(evaluation),
         "held_out_images": n_eval,
+    }
+
+
+def attribute_probes(objects: dict[str, list[tuple[str, str]]], seed: int = 0) -> list[dict]:
+    """Yes/no colour probes, one pair per drawn object: "Is the ball blue?" (yes) and "Is the ball red?" (no).
+
+    The "no" probes are LRV's existent element manipulation: the object is there, its attribute is wrong.
+
+    Args:
+        objects (`dict`): image id -> `(name, colour)` of each drawn object (see `read_object_colors`).
+
+    Returns:
+        `list[dict]`: rows `{"image_id", "question", "label", "object"}`, yes and no alternating.
+    """
+    rows = []
+    for image_id, drawn in objects.items():
+        for name, color in drawn:
+            wrong = random.Random(f"{seed}:{image_id}:{name}").choice(sorted(set(COLORS) - {color}))
+            for shown, label in ((color, "yes"), (wrong, "no")):
+                rows.append(
+                    {"image_id": image_id, "question": f"Is the {name} {shown}?", "label": label, "object": name}
+                )
+    return rows
+
+
+def read_object_colors(path: str | Path) -> dict[str, list[tuple[str, str]]]:
+    """Image id -> `(name, colour)` of each object, from the `objects.json` a synthetic release writes."""
+    return {
+        str(entry["image_id"]): [(obj["names"][0], obj["attributes"][0]) for obj in entry["objects"]]
+        for entry in json.loads(Path(path).read_text())
     }

@@ -1,5 +1,6 @@
 """Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server,
-scripted judge replies, tiny models in a local Hub cache (`lrv_hf.testing.hub`).
+scripted judge replies, tiny models built from configs (`tiny`), the shipped tiny base that sees (`tiny_base`), the
+two quickstart adapters (`tiny_adapters`) and tiny models in a local Hub cache (`hub`).
 
 Nothing heavy is imported here: each name loads its module on first use.
 """

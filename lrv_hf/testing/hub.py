@@ -12,7 +12,7 @@ from pathlib import Path
 
 def save_base(path: Path) -> Path:
     """The tiny LLaVA base (seed 0) saved in `path`."""
-    from ..train.tiny import save_tiny_base
+    from .tiny import save_tiny_base
 
     return save_tiny_base(path, seed=0)
 

@@ -14,7 +14,6 @@ _EXPORTS = {
     "LRVTrainingArguments": "config",
     "TrainResult": "trainer",
     "ModelArguments": "config",
-    "build_tiny_llava": "tiny",
     "list_recipes": "recipes",
     "load_adapter_model": "model",
     "load_processor_for": "model",
@@ -22,7 +21,6 @@ _EXPORTS = {
     "parse_train_args": "config",
     "recipe_args": "config",
     "train": "trainer",
-    "save_tiny_base": "tiny",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -120,18 +120,18 @@ def apply_adapter(model: PreTrainedModel, adapter_args: AdapterArguments) -> Pef
 
 
 def base_path(model_args: ModelArguments, training_args: TrainingArguments) -> str:
-    """Where the base loads from; `tiny-llava` is built and saved in `<output_dir>/base` on first use.
+    """Where the base loads from; `tiny-llava` is the shipped tiny base that sees, copied to `<output_dir>/base`.
 
     Saved beside the run so that the adapter's `base_model_name_or_path` resolves there for inference and the demo.
     """
     if model_args.model_name_or_path != TINY_MODEL:
         return model_args.model_name_or_path
-    from .tiny import save_tiny_base
+    from ..testing.tiny_base import copy_tiny_base
 
     base = Path(training_args.output_dir, "base").resolve()
     with training_args.main_process_first(desc="tiny base"):
         if not (base / "config.json").is_file():
-            save_tiny_base(base, seed=training_args.seed)
+            copy_tiny_base(base)
     return str(base)
 
 

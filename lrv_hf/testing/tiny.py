@@ -105,17 +105,22 @@ def build_tiny_processor() -> LlavaProcessor:
     )
 
 
-def tiny_llava_config(tokenizer: PreTrainedTokenizerFast | None = None) -> LlavaConfig:
-    """The tiny LLaVA's config; token ids come from `tokenizer` (the tiny tokenizer when None)."""
+def tiny_llava_config(
+    tokenizer: PreTrainedTokenizerFast | None = None, vision_hidden_size: int = 32, vision_intermediate_size: int = 64
+) -> LlavaConfig:
+    """The tiny LLaVA's config; token ids come from `tokenizer` (the tiny tokenizer when None).
+
+    The tiny base that sees (`tiny_base`) widens the tower to 64 / 256; tests of mechanics keep the 32-wide one.
+    """
     tokenizer = tokenizer or build_tiny_tokenizer()
     vision_config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=vision_hidden_size,
+        intermediate_size=vision_intermediate_size,
         num_hidden_layers=2,
         num_attention_heads=2,
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
-        projection_dim=32,
+        projection_dim=vision_hidden_size,
     )
     text_config = LlamaConfig(
         vocab_size=len(tokenizer),
