@@ -279,3 +279,17 @@ def test_http_sessions_are_the_sdks_not_the_judges(chat_server, judge_for, monke
 def test_config_names_the_bad_field(settings, message):
     with pytest.raises(InputError, match=message):
         JudgeConfig("gpt-4o", **settings)
+
+
+def test_a_server_in_its_own_process_answers_and_counts(tmp_path):
+    """`ChatServerProcess` (what the benchmarks measure against) serves the same protocol from a child process."""
+    from lrv_hf.judge import Judge, JudgeRequest
+    from lrv_hf.testing.chat_server import ChatServerProcess
+
+    with ChatServerProcess() as server:
+        judge = Judge("gpt-4o", base_url=server.url, api_key_env=None, cache_path=tmp_path / "c.sqlite")
+        request = JudgeRequest([{"role": "user", "content": "hello"}])
+        (result,) = judge.run([request], progress=False)
+        assert result.text is not None and server.request_count == 1
+        judge.run([request], progress=False)  # cached: the child sees no second call
+        assert server.request_count == 1

@@ -11,6 +11,7 @@ import importlib
 # name -> module under lrv_hf.testing
 _MODULES = {
     "ChatServer": "chat_server",
+    "ChatServerProcess": "chat_server",
     "Fault": "chat_server",
     "Record": "chat_server",
     "answers_in": "judge_replies",

@@ -369,3 +369,42 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, response)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): it was never delivered
             record.outcome = "abandoned"
+
+
+def _serve_in_child(conn, reply, latency: float):
+    with ChatServer(reply=reply, latency=latency) as server:
+        conn.send(server.url)
+        while conn.recv() == "count":
+            conn.send(server.request_count)
+
+
+class ChatServerProcess:
+    """A `ChatServer` in a child process, for benchmarks: a real endpoint never shares the client's interpreter, and an
+    in-process server's threads would take the GIL from the client being measured. `reply` must be picklable (a
+    module-level function); `url` and `request_count` work as on `ChatServer`.
+    """
+
+    def __init__(self, reply: Callable[[dict], str | dict] | None = None, latency: float = 0.0):
+        self.reply, self.latency = reply or echo_reply, latency
+        self.url: str | None = None
+
+    def __enter__(self) -> "ChatServerProcess":
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve_in_child, args=(child, self.reply, self.latency), daemon=True)
+        self._process.start()
+        self.url = self._conn.recv()
+        return self
+
+    @property
+    def request_count(self) -> int:
+        self._conn.send("count")
+        return self._conn.recv()
+
+    def __exit__(self, *exc):
+        self._conn.send("stop")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
