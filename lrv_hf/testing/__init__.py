@@ -1,4 +1,5 @@
-"""Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server,
+"""Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server
+(scripted, or answering from a local model),
 scripted judge replies, tiny models in a local Hub cache (`lrv_hf.testing.hub`).
 
 Nothing heavy is imported here: each name loads its module on first use.
@@ -11,6 +12,8 @@ import importlib
 _MODULES = {
     "ChatServer": "chat_server",
     "Fault": "chat_server",
+    "ListingServer": "model_server",
+    "ModelServer": "model_server",
     "Record": "chat_server",
     "answers_in": "judge_replies",
     "echo_reply": "chat_server",

@@ -1,0 +1,165 @@
+"""Endpoint inference: the endpoint's answers equal in-process ones, reruns ask nothing, bad endpoints fail up front."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lrv_hf.cli import main as cli
+from lrv_hf.errors import InputError
+from lrv_hf.infer import EndpointConfig, EndpointError, GenerationSettings, meta_path, run_endpoint_inference
+from lrv_hf.infer import run_inference
+from lrv_hf.infer.endpoint import image_data_url
+from lrv_hf.testing.chat_server import ChatServer, Fault
+from lrv_hf.testing.model_server import ListingServer, ModelServer
+
+
+def rows_of(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture
+def release(synthetic_release):
+    return {"data": str(synthetic_release / "evaluation_set.json"), "images": str(synthetic_release / "images")}
+
+
+def test_endpoint_answers_equal_in_process_answers(synthetic_release, release, tmp_path):
+    from lrv_hf.testing.hub import save_base
+
+    base = str(save_base(tmp_path / "base"))
+    local = tmp_path / "local.jsonl"
+    run_inference(base, release["data"], str(local), images=release["images"], limit=6,
+                  settings=GenerationSettings(max_new_tokens=8, batch_size=3))  # fmt: skip
+    with ModelServer(base, served_name="tiny") as server:
+        out = tmp_path / "endpoint.jsonl"
+        config = EndpointConfig(server.url, "tiny", max_tokens=8, concurrency=4, cache_path=str(tmp_path / "c.sqlite"))
+        result = run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=6)
+        assert (result.written, result.usage.paid_calls) == (6, 6)
+        requests = server.request_count
+        again = run_endpoint_inference(config, release["data"], str(tmp_path / "again.jsonl"),
+                                       images=release["images"], limit=6)  # fmt: skip
+        assert server.request_count == requests and again.usage.cached == 6  # the cache answered every question
+    answers = {(r["image_id"], r["question"]): r["answer"] for r in rows_of(local)}
+    assert any(answers.values())
+    assert {(r["image_id"], r["question"]): r["answer"] for r in rows_of(out)} == answers
+    assert rows_of(tmp_path / "again.jsonl") == rows_of(out)
+    assert {r["model"] for r in rows_of(out)} == {"tiny"}
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["model"] == "tiny" and meta["endpoint"].startswith("http://127.0.0.1:") and meta["rows"] == 6
+    assert meta["generation"] == {"temperature": 0.0, "max_tokens": 8, "system_prompt": None}
+
+
+def test_jpeg_sent_as_is_and_other_formats_reencoded(synthetic_release):
+    from PIL import Image
+
+    jpeg = next((synthetic_release / "images").glob("*.jpg")).read_bytes()
+    assert image_data_url(jpeg, 10**6) == "data:image/jpeg;base64," + __import__("base64").b64encode(jpeg).decode()
+    bmp = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(bmp, format="BMP")
+    assert image_data_url(bmp.getvalue(), 10**6).startswith("data:image/jpeg;base64,/9j/")
+    with pytest.raises(ValueError, match=r"over `max_image_bytes` \(100\)"):
+        image_data_url(jpeg, 100)
+
+
+def test_refusal_and_empty_reply_are_recorded(chat_server, release, tmp_path):
+    def reply(body):
+        question = body["messages"][-1]["content"][1]["text"]
+        if len(question) % 3 == 0:
+            message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+            return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": message,
+                    "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 6}}  # fmt: skip
+        return "" if len(question) % 3 == 1 else "yes"
+
+    chat_server.reply = reply
+    out = tmp_path / "p.jsonl"
+    config = EndpointConfig(chat_server.url, "gpt-test", system_prompt="Answer briefly.", max_retries=0)
+    run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=12)
+    rows = rows_of(out)
+    expected = ["I can't help with that." if len(r["question"]) % 3 == 0 else "" if len(r["question"]) % 3 == 1
+                else "yes" for r in rows]  # fmt: skip
+    assert [r["answer"] for r in rows] == expected and len(set(expected)) == 3
+    assert json.loads(meta_path(out).read_text())["empty_answers"] == expected.count("")
+    assert chat_server.completed[0].body["messages"][0] == {"role": "system", "content": "Answer briefly."}
+    assert len(chat_server.completed) == 12  # a refusal is an answer, not a retry
+
+
+def test_dry_run_sends_nothing_and_counts_cached(chat_server, release, tmp_path):
+    out = tmp_path / "p.jsonl"
+    config = EndpointConfig(chat_server.url, "gpt-4o-mini", cache_path=str(tmp_path / "cache.sqlite"))
+    dry = run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=5, dry_run=True)
+    assert (dry.estimate.calls, dry.estimate.cached, chat_server.request_count) == (5, 0, 0)
+    assert dry.estimate.cost_usd > 0 and not out.exists()
+    run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=3)
+    out.unlink()
+    dry = run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=5, dry_run=True)
+    assert (dry.estimate.calls, dry.estimate.cached) == (2, 3)
+
+
+def test_bad_endpoints_fail_before_any_paid_call(release, tmp_path, monkeypatch):
+    common = {"data": release["data"], "output": str(tmp_path / "p.jsonl"), "images": release["images"], "limit": 4}
+    with ChatServer() as closed:
+        url = closed.url
+    with pytest.raises(EndpointError, match=r"cannot reach the endpoint http://127\.0\.0\.1:\d+/v1"):
+        run_endpoint_inference(EndpointConfig(url, "m", max_retries=0), **common)
+
+    monkeypatch.setenv("ENDPOINT_KEY", "wrong-key")
+    with ListingServer(["lrv", "llava-hf/llava-1.5-7b-hf"], api_key="right-key") as server:
+        with pytest.raises(EndpointError, match=r"endpoint http://127.0.0.1:\d+/v1 answered 401 .*ENDPOINT_KEY"):
+            run_endpoint_inference(EndpointConfig(server.url, "lrv", api_key_env="ENDPOINT_KEY"), **common)
+        monkeypatch.setenv("ENDPOINT_KEY", "right-key")
+        with pytest.raises(EndpointError, match=r"does not serve model 'lvr' \(it serves lrv, llava-hf/llava-1.5"):
+            run_endpoint_inference(EndpointConfig(server.url, "lvr", api_key_env="ENDPOINT_KEY"), **common)
+        with pytest.raises(InputError, match=r"question 0 \(image_id '\w+'\): .*over `max_image_bytes` \(200\)"):
+            run_endpoint_inference(
+                EndpointConfig(server.url, "lrv", api_key_env="ENDPOINT_KEY", max_image_bytes=200), **common
+            )
+        assert server.request_count == 0
+        # a text-only model: the first question alone is asked, and its 400 ends the run
+        server.fault_fn = lambda index, body: Fault(400)
+        with pytest.raises(EndpointError, match=r"refused the first question .* does model 'lrv' accept images"):
+            run_endpoint_inference(EndpointConfig(server.url, "lrv", api_key_env="ENDPOINT_KEY"), **common)
+        assert server.request_count == 1
+    monkeypatch.delenv("ENDPOINT_KEY")
+    with pytest.raises(InputError, match="environment variable ENDPOINT_KEY is not set"):
+        run_endpoint_inference(EndpointConfig(url, "m", api_key_env="ENDPOINT_KEY"), **common)
+
+
+def test_cli_flags_and_errors(chat_server, release, tmp_path, capsys):
+    out = tmp_path / "p.jsonl"
+    argv = ["infer", "--endpoint", chat_server.url, "--model", "m", "--data", release["data"], "--images",
+            release["images"], "--output", str(out), "--limit", "3"]  # fmt: skip
+    assert cli(argv + ["--dry-run"]) == 0
+    assert "3 requests to send (0 cached)" in capsys.readouterr().out and chat_server.request_count == 0
+    assert cli(argv) == 0
+    assert "wrote 3 rows (0 already there)" in capsys.readouterr().out and len(rows_of(out)) == 3
+    assert cli(argv + ["--adapter", "x"]) == 2
+    assert "serve the adapter as a LoRA module" in capsys.readouterr().err
+    assert cli([*argv[:2], "localhost:8000", *argv[3:]]) == 2
+    assert "--endpoint must be an http(s) URL" in capsys.readouterr().err
+
+
+def test_kill_9_resumes_without_losing_or_repeating(release, tmp_path):
+    """A killed `lrv-hf infer --endpoint` is rerun: every question answered once, no stored reply paid twice."""
+    with ChatServer(latency=0.05) as server:
+        out = tmp_path / "p.jsonl"
+        argv = [sys.executable, "-m", "lrv_hf.cli", "infer", "--endpoint", server.url, "--model", "m", "--data",
+                release["data"], "--images", release["images"], "--output", str(out), "--concurrency", "2"]  # fmt: skip
+        proc = subprocess.Popen(argv, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(server.completed) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert 6 <= len(server.completed) < 20
+        assert subprocess.run(argv, env={**os.environ}, capture_output=True).returncode == 0
+        # every reply stored before the kill is reused; only the (at most `concurrency`) calls in flight are re-asked
+        asked = server.completed_prompts()
+        assert len(asked) == 20 and sum(asked.values()) - 20 <= 2
+    rows = rows_of(out)
+    assert len(rows) == 20 and len({(r["image_id"], r["question"]) for r in rows}) == len(rows)
