@@ -13,8 +13,14 @@ import pytest
 
 from lrv_hf.cli import main as cli
 from lrv_hf.errors import InputError
-from lrv_hf.infer import EndpointConfig, EndpointError, GenerationSettings, meta_path, run_endpoint_inference
-from lrv_hf.infer import run_inference
+from lrv_hf.infer import (
+    EndpointConfig,
+    EndpointError,
+    GenerationSettings,
+    meta_path,
+    run_endpoint_inference,
+    run_inference,
+)
 from lrv_hf.infer.endpoint import image_data_url
 from lrv_hf.testing.chat_server import ChatServer, Fault
 from lrv_hf.testing.model_server import ListingServer, ModelServer
@@ -29,10 +35,14 @@ def release(synthetic_release):
     return {"data": str(synthetic_release / "evaluation_set.json"), "images": str(synthetic_release / "images")}
 
 
-def test_endpoint_answers_equal_in_process_answers(synthetic_release, release, tmp_path):
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
     from lrv_hf.testing.hub import save_base
 
-    base = str(save_base(tmp_path / "base"))
+    return str(save_base(tmp_path_factory.mktemp("tiny") / "base"))
+
+
+def test_endpoint_answers_equal_in_process_answers(base, release, tmp_path):
     local = tmp_path / "local.jsonl"
     run_inference(base, release["data"], str(local), images=release["images"], limit=6,
                   settings=GenerationSettings(max_new_tokens=8, batch_size=3))  # fmt: skip
@@ -163,3 +173,33 @@ def test_kill_9_resumes_without_losing_or_repeating(release, tmp_path):
         assert len(asked) == 20 and sum(asked.values()) - 20 <= 2
     rows = rows_of(out)
     assert len(rows) == 20 and len({(r["image_id"], r["question"]) for r in rows}) == len(rows)
+
+
+def test_check_vllm_passes_our_lora_and_names_each_problem(base, tmp_path, capsys):
+    from lrv_hf.testing.hub import save_adapter
+
+    adapter = save_adapter(Path(base), tmp_path / "lrv", base_name="llava-hf/llava-1.5-7b-hf")
+    assert cli(["adapters", "check-vllm", str(adapter)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{adapter}: vLLM can serve it: vllm serve llava-hf/llava-1.5-7b-hf --enable-lora --lora-modules lrv={adapter}"
+    )
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "r": 64}))
+    assert cli(["adapters", "check-vllm", str(adapter)]) == 0
+    assert "--enable-lora --max-lora-rank 64 --lora-modules" in capsys.readouterr().out
+
+    bad = {**config, "r": 512, "use_dora": True, "modules_to_save": ["lm_head"],
+           "target_modules": ["q_proj", "vision_tower.encoder.layers.0.mlp.fc1"]}  # fmt: skip
+    (adapter / "adapter_config.json").write_text(json.dumps(bad))
+    assert cli(["adapters", "check-vllm", str(adapter)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(line.startswith(f"{adapter}: ") for line in lines)
+    for said in (
+        "r 512: over 256",
+        "use_dora",
+        "modules_to_save ['lm_head']",
+        "['vision_tower.encoder.layers.0.mlp.fc1']",
+    ):
+        assert sum(said in line for line in lines) == 1, said
+    assert cli(["adapters", "check-vllm", str(tmp_path)]) == 2
+    assert "adapter_config.json: unreadable" in capsys.readouterr().err
