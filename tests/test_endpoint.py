@@ -203,3 +203,60 @@ def test_check_vllm_passes_our_lora_and_names_each_problem(base, tmp_path, capsy
         assert sum(said in line for line in lines) == 1, said
     assert cli(["adapters", "check-vllm", str(tmp_path)]) == 2
     assert "adapter_config.json: unreadable" in capsys.readouterr().err
+
+
+def test_summary_carries_identity_and_push_uploads_one_folder(chat_server, release, synthetic_release, tmp_path,
+                                                               monkeypatch, capsys):  # fmt: skip
+    import hashlib
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    from lrv_hf import __version__
+    from lrv_hf.compare import compare_runs, load_run
+    from lrv_hf.testing import echo_reply, gavie_reply
+
+    chat_server.reply = lambda body: gavie_reply(body) if body["model"] == "gpt-4o" else echo_reply(body)
+    predictions = tmp_path / "p.jsonl"
+    run_endpoint_inference(EndpointConfig(chat_server.url, "served-lrv"), release["data"], str(predictions),
+                           images=release["images"], limit=4)  # fmt: skip
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", self.token, kw)))
+    regions = synthetic_release / "vg_annotation.json"
+    out = tmp_path / "gavie"
+    argv = ["gavie", "--predictions", str(predictions), "--regions", str(regions), "--judge-model", "gpt-4o",
+            "--base-url", chat_server.url, "--output-dir", str(out), "--push-to-hub", "me/lrv-runs"]  # fmt: skip
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    judged = chat_server.request_count
+    assert cli(argv) == 2 and chat_server.request_count == judged  # refused before the judge was paid
+    assert (
+        "--push-to-hub me/lrv-runs: pushing needs a write token in the environment variable HF_TOKEN"
+        in capsys.readouterr().err
+    )
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token")
+    assert cli(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    identity = summary["identity"]
+    assert identity["models"]["served-lrv"]["endpoint"] == chat_server.url
+    assert identity["models"]["served-lrv"]["generation"]["temperature"] == 0.0
+    assert identity["data"] == {"path": str(regions), "fingerprint": hashlib.sha256(regions.read_bytes()).hexdigest()}
+    assert identity["judge"] == {"model": "gpt-4o", "base_url": chat_server.url}
+    assert identity["lrv_hf_version"] == __version__
+    (create, upload) = calls
+    assert create == ("create", "me/lrv-runs", {"repo_type": "dataset", "private": None, "exist_ok": True})
+    assert upload[1] == "hf_secret_token" and upload[2]["repo_type"] == "dataset"
+    assert upload[2]["folder_path"] == out and upload[2]["allow_patterns"] == ["summary.json", "scores.jsonl",
+                                                                              "report.md", "report.png"]  # fmt: skip
+    assert upload[2]["path_in_repo"].startswith(f"gavie/served-lrv-{identity['data']['fingerprint'][:8]}-")
+    assert "hf_secret_token" not in "".join(p.read_text() for p in out.glob("*.json*"))
+
+    # compare refuses runs on other data or from another judge, whatever their per-item rows say
+    for change, said in (({"data": {"fingerprint": "other"}}, "scored different data"),
+                         ({"judge": {"model": "gpt-4.1"}}, "was judged by gpt-4o but")):  # fmt: skip
+        other = tmp_path / f"other-{len(said)}"
+        shutil.copytree(out, other)
+        changed = {**summary, "identity": {**identity, **change}}
+        (other / "summary.json").write_text(json.dumps(changed))
+        with pytest.raises(InputError, match=said):
+            compare_runs(load_run(out), load_run(other))

@@ -257,5 +257,8 @@ def score_files(
     """POPE over files: a probe JSONL and predictions JSONL files -> summary.json and scores.jsonl in `output_dir`."""
     if unknown_as not in UNKNOWN_AS:  # before reading anything
         raise InputError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}", "unknown_as")
+    from ..results import run_identity
+
     summary, rows = score_predictions(read_probes(probes), read_predictions(predictions), unknown_as=unknown_as)
+    summary["identity"] = run_identity(predictions, probes)
     return PopeResult(summary, rows, write_scores(summary, rows, output_dir))
