@@ -62,8 +62,10 @@ def model_identity(predictions: str | Path) -> dict[str, dict]:
     return identities
 
 
-def run_identity(predictions: list[str | Path], data: str | Path, judge=None, fingerprint: str | None = None) -> dict:
-    """The `identity` block of a summary.json: models (from the predictions' sidecars), the scored data (path and
+def run_identity(
+    scorer: str, predictions: list[str | Path], data: str | Path, judge=None, fingerprint: str | None = None
+) -> dict:
+    """The `identity` block of a summary.json: the scorer, models (from the predictions' sidecars), the scored data (path and
     fingerprint), the judge (model and endpoint, or None) and the lrv-hf version."""
     from . import __version__
 
@@ -71,6 +73,7 @@ def run_identity(predictions: list[str | Path], data: str | Path, judge=None, fi
     for path in predictions:
         models.update(model_identity(path))
     return {
+        "scorer": scorer,
         "models": models,
         "data": {"path": str(data), "fingerprint": fingerprint or fingerprint_path(data)},
         "judge": None if judge is None else {"model": judge.model, "base_url": judge.base_url},
@@ -84,7 +87,7 @@ def run_name(summary: dict) -> str:
     models = "+".join(sorted(identity.get("models") or summary.get("models") or ["model"]))
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", models)[:80].strip("_") or "model"
     data = ((identity.get("data") or {}).get("fingerprint") or "nodata")[:8]
-    return f"{summary.get('scorer', 'run')}/{slug}-{data}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    return f"{identity.get('scorer') or summary.get('scorer', 'run')}/{slug}-{data}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
 def hub_token(repo_id: str) -> str:

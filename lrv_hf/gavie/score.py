@@ -382,6 +382,6 @@ def evaluate_predictions(
         **common,
     )
     summary = run.summary()
-    summary["identity"] = run_identity([predictions], regions, judge)
+    summary["identity"] = run_identity("gavie", [predictions], regions, judge)
     paths = write_outputs(output_dir, run.rows, summary)
     return GavieResult(guess, len(rows), summary, paths, nothing_scored(run.rows))

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..results import run_identity
 
     summary = result.summary()
-    summary["identity"] = run_identity(args.predictions, args.references, judge)
+    summary["identity"] = run_identity("gqa-judge", args.predictions, args.references, judge)
     paths = write_outputs(out, result.rows, summary)
     print(format_table(summary))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -260,5 +260,5 @@ def score_files(
     from ..results import run_identity
 
     summary, rows = score_predictions(read_probes(probes), read_predictions(predictions), unknown_as=unknown_as)
-    summary["identity"] = run_identity(predictions, probes)
+    summary["identity"] = run_identity("pope", predictions, probes)
     return PopeResult(summary, rows, write_scores(summary, rows, output_dir))
