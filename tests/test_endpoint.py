@@ -260,3 +260,42 @@ def test_summary_carries_identity_and_push_uploads_one_folder(chat_server, relea
         (other / "summary.json").write_text(json.dumps(changed))
         with pytest.raises(InputError, match=said):
             compare_runs(load_run(out), load_run(other))
+
+
+@pytest.mark.slow
+def test_transformers_serve_answers_equal_in_process_answers(base, release, tmp_path):
+    """`transformers serve` takes the image content parts offline: the same tiny LLaVA there and here agrees."""
+    import shutil
+    import socket
+    import urllib.request
+
+    serve = shutil.which("transformers", path=os.path.dirname(sys.executable))
+    if serve is None:
+        pytest.skip("the `transformers` console script is not installed next to this Python")
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen([serve, "serve", base, "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "transformers serve did not come up"
+                time.sleep(0.5)
+        out = tmp_path / "served.jsonl"
+        config = EndpointConfig(f"http://127.0.0.1:{port}/v1", base, max_tokens=8, concurrency=1)
+        run_endpoint_inference(config, release["data"], str(out), images=release["images"], limit=4)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    local = tmp_path / "local.jsonl"
+    run_inference(base, release["data"], str(local), images=release["images"], limit=4,
+                  settings=GenerationSettings(max_new_tokens=8, batch_size=4))  # fmt: skip
+    answers = {(r["image_id"], r["question"]): r["answer"] for r in rows_of(local)}
+    assert any(answers.values())
+    assert {(r["image_id"], r["question"]): r["answer"] for r in rows_of(out)} == answers

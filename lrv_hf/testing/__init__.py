@@ -1,6 +1,5 @@
 """Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server
-(scripted, or answering from a local model),
-scripted judge replies, tiny models in a local Hub cache (`lrv_hf.testing.hub`).
+(scripted, or answering from a local model), scripted judge replies, tiny models in a local Hub cache.
 
 Nothing heavy is imported here: each name loads its module on first use.
 """
