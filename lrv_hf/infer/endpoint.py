@@ -290,8 +290,9 @@ def run_endpoint_inference(
             todo.append((item, [label]))
 
     image_url = image_loader(images, load_image, config.max_image_bytes)
-    check_images(todo, image_url)
-    probe(config)
+    if todo:  # a finished output reruns without the endpoint
+        check_images(todo, image_url)
+        probe(config)
 
     cache_path = config.cache_path or f"{output}.cache.sqlite"
     judge = Judge(config.judge_config(cache_path))
