@@ -299,3 +299,32 @@ def test_transformers_serve_answers_equal_in_process_answers(base, release, tmp_
     answers = {(r["image_id"], r["question"]): r["answer"] for r in rows_of(local)}
     assert any(answers.values())
     assert {(r["image_id"], r["question"]): r["answer"] for r in rows_of(out)} == answers
+
+
+def test_pope_from_an_endpoint_keeps_question_ids_and_its_summary_names_the_served_model(
+    chat_server, synthetic_release, tmp_path
+):
+    import hashlib
+
+    from lrv_hf.pope.scoring import score_files
+
+    image_ids = sorted(p.stem for p in (synthetic_release / "images").glob("*.jpg"))[:3]
+    probes = tmp_path / "probes.jsonl"
+    rows = [{"question_id": 100 + k, "image_id": image_id, "question": f"Is there a {obj} in the image?",
+             "label": label} for k, (image_id, (obj, label)) in
+            enumerate((i, o) for i in image_ids for o in (("dog", "yes"), ("kite", "no")))]  # fmt: skip
+    probes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    chat_server.reply = lambda body: "Yes, there is." if "dog" in json.dumps(body["messages"]) else "No."
+    predictions = tmp_path / "p.jsonl"
+    config = EndpointConfig(chat_server.url, "served-model")
+    run_endpoint_inference(config, str(probes), str(predictions), images=str(synthetic_release / "images"))
+    # questions go as the source words them: nothing added to POPE's question
+    sent = [r.body["messages"][-1]["content"][1]["text"] for r in chat_server.completed]
+    assert sorted(sent) == sorted(r["question"] for r in rows)
+    assert [r["question_id"] for r in rows_of(predictions)] == [str(r["question_id"]) for r in rows]
+    result = score_files(probes, [predictions], tmp_path / "pope")
+    assert result.summary["models"]["served-model"]["all"]["accuracy"] == 1.0
+    identity = json.loads((tmp_path / "pope" / "summary.json").read_text())["identity"]
+    assert identity["scorer"] == "pope" and identity["judge"] is None
+    assert identity["models"]["served-model"]["endpoint"] == chat_server.url
+    assert identity["data"]["fingerprint"] == hashlib.sha256(probes.read_bytes()).hexdigest()
