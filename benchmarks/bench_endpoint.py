@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/bench_endpoint.py --questions 200  # a quick look
 
 1000 POPE-style questions ("Is there a <object> in the image?") on 500 random 64x64 JPEGs, asked through
-`run_endpoint_inference` with 32 requests in flight. Goals (issue 13): within 1.3x of the ideal 1000 x 0.2 s / 32, and a
-cached rerun under 2 s sending nothing. Figures are printed as the Markdown table of BENCHMARKS.md.
+`run_endpoint_inference` with 32 requests in flight. Goals (issue 13): within 1.3x of the ideal 1000 x 0.2 s / 32,
+and a cached rerun under 2 s sending nothing. Figures are printed as the Markdown table of BENCHMARKS.md.
 """
 
 import argparse
@@ -79,7 +79,8 @@ def main():
           "| requests | rerun of a finished output | process CPU per question |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.questions} | {args.concurrency} | {ideal:.2f} s | {first_s:.2f} s | {first_s / ideal:.2f}x "
-          f"| {sent} | {rerun_s:.2f} s | {server.request_count - sent} | {resume_s:.2f} s | {cpu_ms:.1f} ms |")  # fmt: skip
+          f"| {sent} | {rerun_s:.2f} s | {server.request_count - sent} | {resume_s:.2f} s "
+          f"| {cpu_ms:.1f} ms |")  # fmt: skip
     print(f"\nrequest body per question: mean {statistics.mean(sizes):,.0f} B, min {min(sizes):,} B, "
           f"max {max(sizes):,} B (64x64 JPEG sent as its bytes, base64)")  # fmt: skip
     assert first.written == args.questions and sent == args.questions

@@ -133,7 +133,7 @@ def check_base(folder: Path, base: str, label: str) -> None:
         )
 
 
-# -- serving with vLLM -------------------------------------------------------------------------------------------------
+# -- serving with vLLM ------------------------------------------------------------------------------------------------
 # what vLLM's LoRA (`vllm serve BASE --enable-lora --lora-modules lrv=ADAPTER`) loads, per its `PEFTHelper` checks and
 # multimodal LoRA support: LoRA on the language model's linear layers, no DoRA, no bias, no `modules_to_save`, rank at
 # most `--max-lora-rank` (16 unless raised; 256 is the largest of the usual choices 8..256)

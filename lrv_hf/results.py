@@ -65,8 +65,8 @@ def model_identity(predictions: str | Path) -> dict[str, dict]:
 def run_identity(
     scorer: str, predictions: list[str | Path], data: str | Path, judge=None, fingerprint: str | None = None
 ) -> dict:
-    """The `identity` block of a summary.json: the scorer, models (from the predictions' sidecars), the scored data (path and
-    fingerprint), the judge (model and endpoint, or None) and the lrv-hf version."""
+    """The `identity` block of a summary.json: the scorer, models (from the predictions' sidecars), the scored data
+    (path and fingerprint), the judge (model and endpoint, or None) and the lrv-hf version."""
     from . import __version__
 
     models = {}
@@ -87,7 +87,8 @@ def run_name(summary: dict) -> str:
     models = "+".join(sorted(identity.get("models") or summary.get("models") or ["model"]))
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", models)[:80].strip("_") or "model"
     data = ((identity.get("data") or {}).get("fingerprint") or "nodata")[:8]
-    return f"{identity.get('scorer') or summary.get('scorer', 'run')}/{slug}-{data}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    scorer = identity.get("scorer") or summary.get("scorer", "run")
+    return f"{scorer}/{slug}-{data}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
 def hub_token(repo_id: str) -> str:

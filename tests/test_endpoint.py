@@ -1,4 +1,5 @@
-"""Endpoint inference: the endpoint's answers equal in-process ones, reruns ask nothing, bad endpoints fail up front."""
+"""Endpoint inference: answers equal in-process ones, reruns ask nothing, bad endpoints fail up front; vLLM checks,
+summary identity and Hub upload."""
 
 import io
 import json
@@ -159,7 +160,8 @@ def test_kill_9_resumes_without_losing_or_repeating(release, tmp_path):
     with ChatServer(latency=0.05) as server:
         out = tmp_path / "p.jsonl"
         argv = [sys.executable, "-m", "lrv_hf.cli", "infer", "--endpoint", server.url, "--model", "m", "--data",
-                release["data"], "--images", release["images"], "--output", str(out), "--concurrency", "2"]  # fmt: skip
+                release["data"], "--images", release["images"], "--output", str(out),
+                "--concurrency", "2"]  # fmt: skip
         proc = subprocess.Popen(argv, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while len(server.completed) < 6 and time.monotonic() < deadline:

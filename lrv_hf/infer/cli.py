@@ -1,7 +1,7 @@
 """`lrv-hf infer` and `python -m lrv_hf.infer`: parse the flags, call `run_inference`, print what was written.
 
-lrv-hf infer --endpoint http://localhost:8000/v1 --model lrv --data release/evaluation_set.json --images release/images \
-    --output runs/lrv-vllm.jsonl
+lrv-hf infer --endpoint http://localhost:8000/v1 --model lrv --data release/evaluation_set.json \
+    --images release/images --output runs/lrv-vllm.jsonl
 lrv-hf infer --model runs/quickstart/train/base --adapter runs/quickstart/train --both \
     --data release/evaluation_set.json --images release/images --output runs/predictions.jsonl
 accelerate launch -m lrv_hf.infer --model ... --data built/ --config evaluation --output runs/predictions.jsonl

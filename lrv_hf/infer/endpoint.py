@@ -105,7 +105,7 @@ class EndpointResult(InferResult):
     estimate: JudgeEstimate | None = None
 
 
-# -- images -------------------------------------------------------------------------------------------------------------
+# -- images -----------------------------------------------------------------------------------------------------------
 def image_data_url(image, max_bytes: int) -> str:
     """A `data:` URL of `image` (file bytes or a PIL image): JPEG/PNG bytes under `max_bytes` go as they are.
 
@@ -160,7 +160,7 @@ def messages_for(question: str, image_url: str, system_prompt: str | None) -> li
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [user]
 
 
-# -- the endpoint ---------------------------------------------------------------------------------------------------------
+# -- the endpoint -----------------------------------------------------------------------------------------------------
 def _endpoint_error(err: Exception) -> EndpointError:
     """A judge transport error, reworded for the model under test and naming this module's parameters."""
     message = str(err).replace("judge endpoint", "endpoint").replace("the judge", "the endpoint")
