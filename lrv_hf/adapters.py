@@ -131,3 +131,62 @@ def check_base(folder: Path, base: str, label: str) -> None:
             f"adapter {label}: trained on base {recorded!r}, but the loaded base is {base!r}; "
             "load the base it was trained on (or fix `base_model_name_or_path` in its adapter_config.json)"
         )
+
+
+# -- serving with vLLM ------------------------------------------------------------------------------------------------
+# what vLLM's LoRA (`vllm serve BASE --enable-lora --lora-modules lrv=ADAPTER`) loads, per its `PEFTHelper` checks and
+# multimodal LoRA support: LoRA on the language model's linear layers, no DoRA, no bias, no `modules_to_save`, rank at
+# most `--max-lora-rank` (16 unless raised; 256 is the largest of the usual choices 8..256)
+VLLM_LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+VLLM_DEFAULT_MAX_RANK = 16
+VLLM_MAX_RANK = 256
+VISION_MODULES = ("vision_tower", "vision_model", "multi_modal_projector", "visual", "language_projection", "qformer")
+
+
+def vllm_problems(config: dict) -> list[str]:
+    """Why vLLM's LoRA support would refuse an adapter with this `adapter_config.json` (empty when it loads)."""
+    problems = []
+    if config.get("peft_type", "LORA") != "LORA":
+        problems.append(f"peft_type {config.get('peft_type')!r}: vLLM serves LoRA adapters only")
+    rank = config.get("r")
+    if not isinstance(rank, int) or rank < 1:
+        problems.append(f"r {rank!r}: not a LoRA rank")
+    elif rank > VLLM_MAX_RANK:
+        problems.append(f"r {rank}: over {VLLM_MAX_RANK}, the largest `--max-lora-rank` vLLM offers")
+    if config.get("use_dora"):
+        problems.append("use_dora: vLLM does not serve DoRA adapters")
+    if config.get("bias", "none") != "none":
+        problems.append(f"bias {config.get('bias')!r}: vLLM serves LoRA without trained biases (bias: none)")
+    if config.get("modules_to_save"):
+        problems.append(
+            f"modules_to_save {config['modules_to_save']}: fully trained modules (an lm_head, a projector) are not "
+            "loaded by vLLM's LoRA"
+        )
+    targets = config.get("target_modules") or []
+    if isinstance(targets, str):  # a regex over module paths
+        if any(name in targets for name in VISION_MODULES):
+            problems.append(f"target_modules {targets!r}: LoRA on the vision tower or projector is not served")
+    else:
+        others = [name for name in targets if name.rsplit(".", 1)[-1] not in VLLM_LORA_MODULES]
+        if others:
+            problems.append(
+                f"target_modules {others}: vLLM applies LoRA to the language model's linear layers only "
+                f"({', '.join(VLLM_LORA_MODULES)})"
+            )
+    return problems
+
+
+def check_vllm(path: str | Path) -> tuple[list[str], int | None]:
+    """`(problems, max_lora_rank)` for serving the adapter folder `path` with vLLM; `max_lora_rank` is the
+    `--max-lora-rank` it needs (None when vLLM's default will do)."""
+    config_file = Path(path) / ADAPTER_CONFIG
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{config_file}: unreadable ({err})", "path") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{config_file}: expected a JSON object", "path")
+    problems, rank = vllm_problems(config), config.get("r")
+    if not problems and rank > VLLM_DEFAULT_MAX_RANK:
+        return problems, next(r for r in (32, 64, 128, 256) if r >= rank)
+    return problems, None

@@ -14,7 +14,7 @@ from .errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import compare_cli
+    from . import adapters_cli, compare_cli
     from .data import cli as data_cli
     from .demo import cli as demo_cli
     from .gavie import cli as gavie_cli
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     mme_cli.add_parser(subparsers)
     compare_cli.add_parser(subparsers)
     infer_cli.add_parser(subparsers)
+    adapters_cli.add_parser(subparsers)
     demo_cli.add_parser(subparsers)
     quickstart_cli.add_parser(subparsers)
     return parser

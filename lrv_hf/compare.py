@@ -207,13 +207,20 @@ def _pick(run: Run, model: str | None, name: str) -> str:
 def _check_same_data(run_a: Run, run_b: Run):
     if run_a.scorer != run_b.scorer:
         raise InputError(f"{run_a.path} is a {run_a.scorer} run but {run_b.path} a {run_b.scorer} run")
-    prints = [(r.summary.get("data") or {}).get("fingerprint") for r in (run_a, run_b)]
+    identities = [r.summary.get("identity") or {} for r in (run_a, run_b)]
+    prints = [
+        (i.get("data") or {}).get("fingerprint") or (r.summary.get("data") or {}).get("fingerprint")
+        for i, r in zip(identities, (run_a, run_b))
+    ]
     if None not in prints and prints[0] != prints[1]:
         raise InputError(
             f"{run_a.path} and {run_b.path} scored different data (fingerprints {prints[0]} and {prints[1]})"
         )
-    if run_a.scorer == "gavie":
-        judges = [r.summary.get("judge", {}).get("model") for r in (run_a, run_b)]
+    if run_a.scorer in ("gavie", "gqa-judge"):
+        judges = [
+            (i.get("judge") or {}).get("model") or r.summary.get("judge", {}).get("model")
+            for i, r in zip(identities, (run_a, run_b))
+        ]
         if judges[0] != judges[1]:  # scores from two judges are not on one scale
             raise InputError(f"{run_a.path} was judged by {judges[0]} but {run_b.path} by {judges[1]}")
 

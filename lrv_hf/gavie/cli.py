@@ -28,6 +28,12 @@ def add_parser(subparsers):
     parser.add_argument("--judge-samples", type=int, default=1, help="draws per prompt (median + judge noise)")
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of an unreadable reply")
     add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)")
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="also upload summary, scores and report to this Hub "
+        "dataset repo, one folder per run (token from HF_TOKEN)",
+    )
     parser.set_defaults(run=run, interrupted=interrupted)
 
 
@@ -46,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
         logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if args.push_to_hub:  # before anything is spent
+        from ..results import hub_token
+
+        hub_token(args.push_to_hub)
     judge = judge_from_args(args, args.cache or Path(args.output_dir) / "judge_cache.sqlite")
     result = evaluate_predictions(
         args.predictions,
@@ -76,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_table(result.summary))
     print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    if args.push_to_hub:
+        from ..results import push_run
+
+        print(f"pushed to {push_run(args.output_dir, args.push_to_hub)}")
     if result.problem:  # a run without a single score is a failed run, whatever the HTTP status said
         print(f"lrv-hf gavie: error: {result.problem}", file=sys.stderr)
         return 1

@@ -352,6 +352,7 @@ def evaluate_predictions(
         dry_run (`bool`, *optional*, defaults to `False`): only estimate calls, tokens and cost; send nothing.
     """
     from ..data import load_regions
+    from ..results import run_identity
     from .report import write_outputs
 
     rows = read_predictions(predictions)
@@ -381,5 +382,6 @@ def evaluate_predictions(
         **common,
     )
     summary = run.summary()
+    summary["identity"] = run_identity("gavie", [predictions], regions, judge)
     paths = write_outputs(output_dir, run.rows, summary)
     return GavieResult(guess, len(rows), summary, paths, nothing_scored(run.rows))

@@ -31,6 +31,12 @@ def add_parser(subparsers):
     )
     parser.add_argument("--max-reasks", type=int, default=2, help="re-asks of a reply whose verdicts are unreadable")
     add_judge_arguments(parser, model_help="judge model (Azure: the deployment name)", max_tokens=256)
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="also upload summary, scores and report to this Hub "
+        "dataset repo, one folder per run (token from HF_TOKEN)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -45,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # one line per HTTP call would bury the progress bar
         logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if args.push_to_hub:  # before anything is spent
+        from ..results import hub_token
+
+        hub_token(args.push_to_hub)
     predictions = [answer for path in args.predictions for answer in read_predictions(path)]
     models = {answer.model for answer in predictions}  # files may be shards of one model: join() finds clashes
     references = read_references(args.references)
@@ -77,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         **common,
     )
+    from ..results import run_identity
+
     summary = result.summary()
+    summary["identity"] = run_identity("gqa-judge", args.predictions, args.references, judge)
     paths = write_outputs(out, result.rows, summary)
     print(format_table(summary))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
@@ -85,4 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # a run without a single verdict is a failed run, whatever the HTTP status said
         print(f"lrv-hf gqa-judge: error: {problem}", file=sys.stderr)
         return 1
+    if args.push_to_hub:
+        from ..results import push_run
+
+        print(f"pushed to {push_run(out, args.push_to_hub)}")
     return 0

@@ -114,7 +114,11 @@ def failure(err: "openai.OpenAIError", config: JudgeConfig, key: str | None) -> 
 
 def parse_completion(data: dict, via_batch: bool) -> CachedReply:
     """Text and usage of a chat-completion body; raises `ValueError`, `KeyError`, ... when it is not one."""
-    text = data["choices"][0]["message"]["content"]
+    choice = data["choices"][0]
+    text = choice["message"]["content"]
+    if text is None and (choice["message"].get("refusal") or choice.get("finish_reason") == "content_filter"):
+        # a refusal or a filtered reply is an answer (asking again gives the same): kept as its text, or empty
+        text = choice["message"].get("refusal") or ""
     if not isinstance(text, str):
         raise ValueError("the reply has no text content")
     usage = data.get("usage") or {}

@@ -15,6 +15,12 @@ def add_parser(subparsers):
                        help="lmms-lab/MME Parquet file or folder, the release folder, or a Hub dataset id")  # fmt: skip
     score.add_argument("--predictions", required=True, help="JSONL rows {question_id?, image_id, question, answer}")
     score.add_argument("--output-dir", required=True, help="gets summary.json, scores.jsonl, report.md")
+    score.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="also upload summary, scores and report to this Hub "
+        "dataset repo, one folder per run (token from HF_TOKEN)",
+    )
     score.set_defaults(run=run_score)
 
 
@@ -22,6 +28,10 @@ def run_score(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from .scoring import score_mme
 
+    if args.push_to_hub:  # before anything is spent
+        from ..results import hub_token
+
+        hub_token(args.push_to_hub)
     try:
         result = score_mme(args.data, args.predictions, args.output_dir)
     except InputError as err:  # library errors name parameters; users typed flags
@@ -37,4 +47,8 @@ def run_score(args: argparse.Namespace) -> int:
     if result.summary["unmatched_predictions"]:
         print(f"{result.summary['unmatched_predictions']} predictions matched no MME question (not scored)")
     print(f"wrote {result.files['report']}")
+    if args.push_to_hub:
+        from ..results import push_run
+
+        print(f"pushed to {push_run(args.output_dir, args.push_to_hub)}")
     return 0

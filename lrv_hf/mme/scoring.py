@@ -202,6 +202,9 @@ def score_mme(data: str | Path, predictions: str | Path, output_dir: str | Path 
         from ..compare import Run, compare_models
 
         summary["comparison"] = compare_models(Run(Path(output_dir or "."), "mme", summary, rows))
+    from ..results import run_identity
+
+    summary["identity"] = run_identity("mme", [predictions], data, fingerprint=summary["data"]["fingerprint"])
     result = MMEResult(summary, rows)
     if output_dir is not None:
         result.files = write_outputs(output_dir, summary, rows)

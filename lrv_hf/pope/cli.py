@@ -54,6 +54,12 @@ def add_parser(subparsers):
         choices=("yes", "wrong", "exclude"),
         help="answers with neither yes nor a negation: 'yes' as POPE reads them (default), 'wrong', or 'exclude'",
     )
+    score.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="also upload summary, scores and report to this Hub "
+        "dataset repo, one folder per run (token from HF_TOKEN)",
+    )
     score.set_defaults(run=run_score)
 
 
@@ -83,6 +89,10 @@ def run_build(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from .scoring import score_files
 
+    if args.push_to_hub:  # before anything is spent
+        from ..results import hub_token
+
+        hub_token(args.push_to_hub)
     result = score_files(args.probes, args.predictions, args.output_dir, unknown_as=args.unknown_as)
     print(f"{'model':<24} {'split':<12} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'yes':>6} {'n':>6} {'unk':>5}")
     for model, strategies in result.summary["models"].items():
@@ -92,4 +102,8 @@ def run_score(args: argparse.Namespace) -> int:
                 f"{m['f1']:6.3f} {m['yes_ratio']:6.3f} {m['n']:6d} {m['unknown']:5d}"
             )
     print(f"wrote {result.path}")
+    if args.push_to_hub:
+        from ..results import push_run
+
+        print(f"pushed to {push_run(args.output_dir, args.push_to_hub)}")
     return 0

@@ -237,5 +237,8 @@ def score_files(
     """
     if unknown_as not in UNKNOWN_AS:  # before reading anything
         raise InputError(f"`unknown_as` must be one of {', '.join(UNKNOWN_AS)}, got {unknown_as!r}", "unknown_as")
+    from ..results import run_identity
+
     summary, rows = score_predictions(read_probes(probes), read_predictions(predictions), unknown_as=unknown_as)
+    summary["identity"] = run_identity("pope", predictions, probes)
     return PopeResult(summary, rows, write_scores(summary, rows, output_dir))

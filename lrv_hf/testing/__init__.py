@@ -1,6 +1,6 @@
-"""Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server,
-scripted judge replies, tiny models built from configs (`tiny`), the shipped tiny base that sees (`tiny_base`), the
-two quickstart adapters (`tiny_adapters`) and tiny models in a local Hub cache (`hub`).
+"""Importable helpers for tests, benchmarks and users trying things offline: a loopback OpenAI-compatible server
+(scripted, or answering from a local model), scripted judge replies, tiny models built from configs (`tiny`), the
+shipped tiny base that sees (`tiny_base`), the two quickstart adapters (`tiny_adapters`), a local Hub cache (`hub`).
 
 Nothing heavy is imported here: each name loads its module on first use.
 """
@@ -13,6 +13,8 @@ _MODULES = {
     "ChatServer": "chat_server",
     "ChatServerProcess": "chat_server",
     "Fault": "chat_server",
+    "ListingServer": "model_server",
+    "ModelServer": "model_server",
     "Record": "chat_server",
     "answers_in": "judge_replies",
     "echo_reply": "chat_server",

@@ -243,6 +243,11 @@ def train(
     checkpoint = resume_point(training_args)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        from ..adapters import vllm_problems
+
+        for problem in vllm_problems(model.peft_config["default"].to_dict()):
+            logger.warning("vLLM will not serve this adapter with --enable-lora: %s", problem)
     result = TrainResult(
         output_dir=Path(training_args.output_dir),
         adapter_path=Path(training_args.output_dir, "adapter_model.safetensors"),
