@@ -12,13 +12,20 @@ from pathlib import Path
 from .errors import InputError
 
 
+# the keys of an inference sidecar's settings that say which model answered which questions, not how it generated
+ANSWERER_KEYS = {"model", "adapter", "dtype", "data", "images", "config", "split", "endpoint", "max_image_bytes"}
 # what a run folder sends to the Hub: its summary, per-item scores and report, never a cache
 RUN_FILES = ["summary.json", "scores.jsonl", "report.md", "report.png"]
 
 
-def fingerprint_path(path: str | Path) -> str | None:
+def fingerprint_path(path: str | Path | list) -> str | None:
     """sha256 of a data file's bytes, or of a folder's relative file names and bytes (sorted); None when it is not
-    on disk (a Hub id: its revision identifies it)."""
+    on disk (a Hub id: its revision identifies it). Several paths (POPE's three probe files) give one digest of all."""
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return fingerprint_path(path[0])
+        parts = [fingerprint_path(p) for p in path]
+        return None if None in parts else hashlib.sha256("\0".join(parts).encode()).hexdigest()
     path = Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
     if not files:
@@ -37,7 +44,7 @@ def model_identity(predictions: str | Path) -> dict[str, dict]:
     """`{label: identity}` of the models in a predictions file, read from its `.meta.json` sidecar (written by
     `lrv-hf infer`): repo + revision (+ adapter) of a local model, or the endpoint and the served model name."""
     from .adapters import ModelRef
-    from .infer.run import meta_path
+    from .infer.output import meta_path
 
     sidecar = meta_path(predictions)
     if not sidecar.is_file():
@@ -46,16 +53,22 @@ def model_identity(predictions: str | Path) -> dict[str, dict]:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise InputError(f"{sidecar}: invalid JSON ({err.msg})") from None
-    questions = {"data": meta.get("data"), "config": meta.get("config"), "split": meta.get("split")}
-    if meta.get("endpoint"):
-        return {meta["model"]: {"endpoint": meta["endpoint"], "model": meta["model"], "questions": questions,
-                                "generation": meta.get("generation")}}  # fmt: skip
-    base = ModelRef.parse(meta["model"])
+    if not isinstance(meta, dict):
+        raise InputError(f"{sidecar}: expected a JSON object")
+    # `lrv-hf infer` records what changes an answer under `settings` (older sidecars kept it at the top level)
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else meta
+    questions = {name: settings.get(name) for name in ("data", "config", "split")}
+    generation = settings.get("generation")
+    if generation is None:  # local inference records its generation settings flat beside the model's
+        generation = {k: v for k, v in settings.items() if k not in ANSWERER_KEYS}
+    if settings.get("endpoint"):
+        return {settings["model"]: {"endpoint": settings["endpoint"], "model": settings["model"],
+                                    "questions": questions, "generation": generation}}  # fmt: skip
+    base = ModelRef.parse(settings["model"])
     identities = {}
-    for label in meta.get("models") or [meta["model"]]:
-        identity = {"model": base.name, "revision": base.revision, "questions": questions,
-                    "generation": meta.get("generation")}  # fmt: skip
-        if label == meta.get("adapter"):
+    for label in meta.get("models") or [settings["model"]]:
+        identity = {"model": base.name, "revision": base.revision, "questions": questions, "generation": generation}
+        if label == settings.get("adapter"):
             adapter = ModelRef.parse(label)
             identity.update(adapter=adapter.name, adapter_revision=adapter.revision)
         identities[label] = identity
@@ -75,7 +88,10 @@ def run_identity(
     return {
         "scorer": scorer,
         "models": models,
-        "data": {"path": str(data), "fingerprint": fingerprint or fingerprint_path(data)},
+        "data": {
+            "path": " ".join(map(str, data)) if isinstance(data, (list, tuple)) else str(data),
+            "fingerprint": fingerprint or fingerprint_path(data),
+        },
         "judge": None if judge is None else {"model": judge.model, "base_url": judge.base_url},
         "lrv_hf_version": __version__,
     }

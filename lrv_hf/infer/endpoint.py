@@ -5,6 +5,7 @@ honouring `Retry-After`, the SQLite reply cache that makes a rerun or a resumed 
 """
 
 import base64
+import contextlib
 import functools
 import io
 import json
@@ -19,7 +20,8 @@ from ..judge import Judge, JudgeConfig, JudgeError, JudgeEstimate, JudgeRequest,
 from ..judge.accounting import cost_usd, price_for
 from ..predictions import read_written
 from .inputs import read_items
-from .run import InferResult, _check_meta, meta_path, write_answers
+from .output import OutputLock, meta_path, record_settings, write_meta
+from .run import InferResult, write_answers
 
 
 logger = logging.getLogger(__name__)
@@ -269,48 +271,50 @@ def run_endpoint_inference(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     label = config.model
-    meta = {
+    # everything that changes an answer (checked on resume); paths made absolute, so a rerun from elsewhere matches
+    settings = {
         "model": label,
         "adapter": None,
-        "models": [label],
         "endpoint": config.endpoint,
-        "data": str(data),
-        "images": images,
+        "data": os.path.abspath(data) if Path(data).exists() else str(data),
+        "images": os.path.abspath(images) if images else None,
         "config": data_config,
         "split": split,
         "generation": config.sampling(),
         "max_image_bytes": config.max_image_bytes,
     }
-    done = Counter((p.model, p.image_id, p.question) for p in read_written(output))
-    todo = []
-    for item in items:
-        if done[(label, item.image_id, item.question)] > 0:
-            done[(label, item.image_id, item.question)] -= 1
-        else:
-            todo.append((item, [label]))
-
     image_url = image_loader(images, load_image, config.max_image_bytes)
-    if todo:  # a finished output reruns without the endpoint
-        check_images(todo, image_url)
-        probe(config)
-
     cache_path = config.cache_path or f"{output}.cache.sqlite"
     judge = Judge(config.judge_config(cache_path))
     answerer = EndpointAnswerer(judge, config)
-    result = EndpointResult(rows=len(items), written=0, skipped=len(items) - len(todo), output=output)
-    if dry_run:
-        result.estimate = _estimate(answerer, todo, image_url)
-        return result
-    _check_meta(meta_path(output), meta)
-    logger.info("%d of %d questions to ask %s at %s", len(todo), len(items), label, config.endpoint)
-    if todo:
-        write_answers(answerer, todo, image_url, [label], config.block_size, output)
-    result.written = len(todo)
-    result.usage = judge.usage(answerer.results)
-    written = read_written(output)
-    meta.update(rows=len(items), empty_answers=sum(1 for p in written if p.model == label and not p.answer.strip()))
-    meta["usage"] = result.usage.to_dict()
-    meta_path(output).write_text(json.dumps(meta, indent=2) + "\n")
+    with contextlib.nullcontext() if dry_run else OutputLock(output):
+        if not dry_run:
+            record_settings(output, settings, {"models": [label]})
+        done = Counter((p.model, p.image_id, p.question) for p in read_written(output))
+        todo = []
+        for item in items:
+            if done[(label, item.image_id, item.question)] > 0:
+                done[(label, item.image_id, item.question)] -= 1
+            else:
+                todo.append((item, [label]))
+        if todo:  # a finished output reruns without the endpoint
+            check_images(todo, image_url)
+            probe(config)
+        result = EndpointResult(rows=len(items), written=0, skipped=len(items) - len(todo), output=output)
+        if dry_run:
+            result.estimate = _estimate(answerer, todo, image_url)
+            return result
+        logger.info("%d of %d questions to ask %s at %s", len(todo), len(items), label, config.endpoint)
+        if todo:
+            write_answers(answerer, todo, image_url, [label], config.block_size, output)
+        result.written = len(todo)
+        result.usage = judge.usage(answerer.results)
+        written = read_written(output)
+        meta = json.loads(meta_path(output).read_text(encoding="utf-8"))
+        empty = sum(1 for p in written if p.model == label and not p.answer.strip())
+        write_meta(
+            meta_path(output), {**meta, "rows": len(items), "empty_answers": empty, "usage": result.usage.to_dict()}
+        )
     return result
 
 
