@@ -97,6 +97,19 @@ def run_identity(
     }
 
 
+def write_run(output_dir: str | Path, summary: dict, rows: list[dict]) -> dict[str, Path]:
+    """Write a scorer's `summary.json` and `scores.jsonl` (one JSON row per scored item) into `output_dir`: the
+    folder `lrv-hf compare` and `push_run` read. Returns their paths; the scorer adds its report beside them."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"summary": out / "summary.json", "scores": out / "scores.jsonl"}
+    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with paths["scores"].open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return paths
+
+
 def run_name(summary: dict) -> str:
     """The run's folder in the Hub repo: `<scorer>/<models>-<data fingerprint>-<UTC time>`."""
     identity = summary.get("identity") or {}

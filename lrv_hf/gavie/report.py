@@ -3,7 +3,6 @@
 The report is for a person: the headline with its confidence interval, the coverage, the breakdowns and one figure.
 """
 
-import json
 from pathlib import Path
 
 
@@ -171,15 +170,13 @@ def markdown(summary: dict, figure: str | None) -> str:
 
 def write_outputs(output_dir: str | Path, rows: list[dict], summary: dict) -> dict[str, Path]:
     """Write summary.json, scores.jsonl, report.md and report.png into `output_dir`."""
+    from ..results import write_run
+
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"summary": out / "summary.json", "scores": out / "scores.jsonl", "report": out / "report.md"}
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with paths["scores"].open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    paths = write_run(out, summary, rows)
     figure = plot(summary, out / "report.png")
     if figure is not None:
         paths["plot"] = figure
+    paths["report"] = out / "report.md"
     paths["report"].write_text(markdown(summary, figure.name if figure else None), encoding="utf-8")
     return paths

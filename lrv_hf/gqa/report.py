@@ -3,7 +3,6 @@
 The report is for a person: accuracy per model with its 95% interval and coverage, and what the judge cost.
 """
 
-import json
 from pathlib import Path
 
 
@@ -68,12 +67,9 @@ def markdown(summary: dict) -> str:
 
 def write_outputs(output_dir: str | Path, rows: list[dict], summary: dict) -> dict[str, Path]:
     """Write summary.json, scores.jsonl and report.md into `output_dir`."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"summary": out / "summary.json", "scores": out / "scores.jsonl", "report": out / "report.md"}
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with paths["scores"].open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    from ..results import write_run
+
+    paths = write_run(output_dir, summary, rows)
+    paths["report"] = Path(output_dir) / "report.md"
     paths["report"].write_text(markdown(summary), encoding="utf-8")
     return paths

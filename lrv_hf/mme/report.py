@@ -3,7 +3,6 @@
 The plot is a bar chart of each category's score (acc + acc+, max 200), one bar per model.
 """
 
-import json
 from pathlib import Path
 
 from .data import COGNITION, PERCEPTION
@@ -85,13 +84,10 @@ def plot(summary: dict, path: Path) -> Path:
 
 def write_outputs(output_dir: str | Path, summary: dict, rows: list[dict]) -> dict[str, Path]:
     """Write summary.json, scores.jsonl, report.md and report.png into `output_dir`."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"summary": out / "summary.json", "scores": out / "scores.jsonl", "report": out / "report.md"}
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with paths["scores"].open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    paths["plot"] = plot(summary, out / "report.png")
+    from ..results import write_run
+
+    paths = write_run(output_dir, summary, rows)
+    paths["plot"] = plot(summary, Path(output_dir) / "report.png")
+    paths["report"] = Path(output_dir) / "report.md"
     paths["report"].write_text(markdown(summary, paths["plot"].name), encoding="utf-8")
     return paths

@@ -4,7 +4,6 @@
 as `unknown_as` says: `"yes"` (POPE's behaviour, the default, for comparable numbers), `"wrong"` or `"exclude"`.
 """
 
-import json
 import logging
 import re
 from collections import Counter, defaultdict
@@ -201,13 +200,9 @@ def score_predictions(
 def write_scores(summary: dict, rows: list[dict], output_dir: str | Path) -> Path:
     """Write `summary.json` and `scores.jsonl` (one row per answered probe) under `output_dir`; returns the summary
     path."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return out / "summary.json"
+    from ..results import write_run
+
+    return write_run(output_dir, summary, rows)["summary"]
 
 
 @dataclass
