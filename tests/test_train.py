@@ -53,7 +53,9 @@ def tiny_args(output_dir, dataset: str, *extra: str) -> list[str]:
     return [
         "--recipe", "tiny/lora-cpu", "--output_dir", str(output_dir), "--dataset_name", dataset,
         "--per_device_train_batch_size", "4", "--max_steps", "4", "--save_strategy", "no",
-        "--logging_steps", "1", "--disable_tqdm", "true", *extra,
+        "--logging_steps", "1", "--disable_tqdm", "true",
+        "--multi_turn", "true",  # one conversation per image (8 here), the data shape these tests count on
+        *extra,
     ]  # fmt: skip
 
 
@@ -410,7 +412,9 @@ def lora_result(tmp_path_factory, lrv_dataset):
     with pytest.MonkeyPatch.context() as env:
         for name, value in SECRETS.items():
             env.setenv(name, value)
-        return main(tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", *summaries))
+        # lr 1e-2: ten steps must overfit visibly (the recipe's 3e-3 is tuned for its 400 steps)
+        args = tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", "--learning_rate", "1e-2")
+        return main([*args, *summaries])
 
 
 @pytest.fixture(scope="module")
@@ -574,7 +578,19 @@ def test_overlong_samples_are_settled_before_batching_even_at_batch_size_1(
     tmp_path, lrv_dataset, monkeypatch, caplog, overlong
 ):
     """Issue 14.1: at batch size 1 an over-long sample used to be a batch with nothing left, and the run crashed."""
-    # the 8 synthetic conversations are 190-222 tokens long, 3 of them over 210
+    from datasets import load_dataset
+    from transformers import AutoProcessor
+
+    from lrv_hf.data import chat_view
+    from lrv_hf.testing.tiny_base import tiny_base_path
+
+    # the 8 synthetic conversations' token lengths; the limit leaves some of them over it
+    processor = AutoProcessor.from_pretrained(tiny_base_path())
+    conversations = chat_view(load_dataset(lrv_dataset, "instructions", split="train"), multi_turn=True)
+    lengths = sorted(AnswerOnlyCollator(processor)([c])["input_ids"].shape[1] for c in conversations)
+    limit = lengths[len(lengths) // 2]
+    over = sum(length > limit for length in lengths)
+    assert 0 < over < len(lengths)
     widths, original = [], LRVTrainer.training_step
 
     def recording(self, model, inputs, *args, **kwargs):
@@ -582,16 +598,25 @@ def test_overlong_samples_are_settled_before_batching_even_at_batch_size_1(
         return original(self, model, inputs, *args, **kwargs)
 
     monkeypatch.setattr(LRVTrainer, "training_step", recording)
-    flags = ["--max_length", "210", "--per_device_train_batch_size", "1", "--max_steps", "9", "--overlong", overlong]
+    flags = [
+        "--max_length",
+        str(limit),
+        "--per_device_train_batch_size",
+        "1",
+        "--max_steps",
+        "9",
+        "--overlong",
+        overlong,
+    ]
     with caplog.at_level(logging.WARNING, logger="lrv_hf.train.trainer"):
         result = main(tiny_args(tmp_path, lrv_dataset, *flags))
-    dropped, truncated = (3, 0) if overlong == "drop" else (0, 3)
+    dropped, truncated = (over, 0) if overlong == "drop" else (0, over)
     assert (result.dropped, result.truncated, result.conversations) == (dropped, truncated, 8 - dropped)
-    assert result.global_step == 9 and len(widths) == 9 and max(widths) <= 210
-    assert overlong == "drop" or max(widths) == 210  # the cut samples were trained on, cut
-    assert caplog.text.count("3 of 8 conversations are longer than `max_length`=210") == 1
+    assert result.global_step == 9 and len(widths) == 9 and max(widths) <= limit
+    assert overlong == "drop" or max(widths) == limit  # the cut samples were trained on, cut
+    assert caplog.text.count(f"{over} of 8 conversations are longer than `max_length`={limit}") == 1
     card = (tmp_path / "README.md").read_text()
-    assert f"| data: dropped (longer than max_length=210) | `{dropped}` |" in card
+    assert f"| data: dropped (longer than max_length={limit}) | `{dropped}` |" in card
     assert f"| data: answers cut at max_length | `{truncated}` |" in card
 
 
@@ -667,7 +692,23 @@ def test_cli_lists_recipes_and_reports_bad_recipes_in_one_line():
 def test_tiny_recipe_trains_a_working_adapter_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     done = subprocess.run(
-        [BIN / "lrv-hf", "train", "--recipe", "tiny/lora-cpu", "--output-dir", str(out), "--disable_tqdm", "true"],
+        # the recipe as shipped, cut to 40 of its 400 steps (the learning itself is tests/test_learning.py's)
+        [
+            BIN / "lrv-hf",
+            "train",
+            "--recipe",
+            "tiny/lora-cpu",
+            "--output-dir",
+            str(out),
+            "--disable_tqdm",
+            "true",
+            "--max_steps",
+            "40",
+            "--save_steps",
+            "40",
+            "--logging_steps",
+            "5",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=300,
@@ -739,7 +780,7 @@ def test_two_process_ddp_on_cpu_completes_and_ranks_agree(tmp_path, lrv_dataset)
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert (out / "adapter_model.safetensors").is_file()
     # each rank sizes the data and builds the trainer, but only the main process speaks
-    assert done.stderr.count("3 of 8 conversations are longer than `max_length`=210") == 1, done.stderr[-3000:]
+    assert done.stderr.count("5 of 8 conversations are longer than `max_length`=210") == 1, done.stderr[-3000:]
     assert len(re.findall(r"training \d+ of \d+ parameters", done.stderr)) == 1, done.stderr[-3000:]
 
 
