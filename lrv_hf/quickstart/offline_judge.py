@@ -15,6 +15,7 @@ SHAPES = "|".join(synth.SHAPES)
 COLORS = "|".join(synth.COLORS)
 # an optional negation, an optional colour, then a shape: "no kite", "not a red ball", "the blue box"
 MENTION = re.compile(rf"\b(?:(no|not)\s+(?:an?\s+|the\s+)?)?(?:({COLORS})\s+)?({SHAPES})s?\b")
+ATTRIBUTE = re.compile(rf"\b({SHAPES}) is (not )?({COLORS})\b")  # "the ball is red", "the box is not green"
 
 
 def scene_of(prompt: str) -> dict[str, set[str]]:
@@ -33,6 +34,7 @@ def accuracy(answer: str, question: str, scene: dict[str, set[str]]) -> int:
     claims = []  # (shape, colour or "", asserted present?)
     for negation, color, shape in MENTION.findall(text):
         claims.append((shape, color, not negation))
+    claims += [(shape, color, not negation) for shape, negation, color in ATTRIBUTE.findall(text)]
     verdict = re.match(r"\W*(yes|no|true|false)\b", text)
     asked = MENTION.findall(question.lower())
     if verdict and asked:
