@@ -1,6 +1,6 @@
 """`lrv-hf infer` and `python -m lrv_hf.infer`: parse the flags, call `run_inference`, print what was written.
 
-lrv-hf infer --model runs/quickstart/train/base --adapter runs/quickstart/train --both \
+lrv-hf infer --model runs/quickstart/base --adapter runs/quickstart/lrv --both \
     --data release/evaluation_set.json --images release/images --output runs/predictions.jsonl
 accelerate launch -m lrv_hf.infer --model ... --data built/ --config evaluation --output runs/predictions.jsonl
 """

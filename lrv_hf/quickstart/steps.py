@@ -91,7 +91,7 @@ def train_adapters(output_dir: Path, data: dict, max_steps: int | None, seed: in
         if (run / "adapter_model.safetensors").is_file():
             say("train", f"reusing the {name} adapter in {run}")
             continue
-        say("train", f"{name}: tiny/lora-cpu on {data['train'][name]['rows']} instructions (LoRA on the tiny base)")
+        say("train", f"tiny/lora-cpu for {name} on {data['train'][name]['rows']} instructions (LoRA, tiny base)")
         overrides = {
             "output_dir": run,
             "dataset_name": data["datasets"][name],
