@@ -130,14 +130,16 @@ def test_quickstart_two_adapters_offline_judge_then_real_judge_then_cached_rerun
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two 120-step trainings: ~4 min on a quiet 2-core box, 10 on the loaded one
 def test_quickstart_lrv_data_pulls_the_yes_ratio_towards_half(tmp_path, monkeypatch):
     """Behaviour, read from the summary files: positive-only tuning says yes too often, LRV's negatives pull the
-    POPE yes-ratio on held-out images back towards 0.5 (120 steps each: the yes-bias is complete by 100)."""
+    POPE yes-ratio on held-out images back towards 0.5 (120 steps each: the yes-bias is complete by 100; 80 images, so
+    16 held out)."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "qs"
-    assert quickstart(out, images=200, steps=120) == 0
+    assert quickstart(out, images=80, steps=120) == 0
     pope = json.loads((out / "pope" / "summary.json").read_text())["models"]
     yes_ratio = {model: strategies["random"]["yes_ratio"] for model, strategies in pope.items()}
-    assert pope["lrv"]["random"]["n"] >= 100
+    assert pope["lrv"]["random"]["n"] >= 40
     assert yes_ratio["positive-only"] >= 0.8, yes_ratio
     assert abs(yes_ratio["lrv"] - 0.5) < abs(yes_ratio["positive-only"] - 0.5), yes_ratio
