@@ -141,7 +141,7 @@ def test_ctrl_c_during_quickstart_training_stops_cleanly_keeping_finished_steps(
         "lrv-hf quickstart: interrupted; the finished steps (data, adapter checkpoints, answers written so far, "
         f"judge replies) are kept in {out}; rerun the same command to resume"
     )
-    assert (out / "dataset" / "build_report.json").is_file()  # the finished data step is there to be reused
+    assert (out / "data" / "evaluation" / "build_report.json").is_file()  # the finished data step is kept
 
 
 def test_one_citation_in_every_card(built_dataset):

@@ -78,9 +78,13 @@ def comparison_from_env() -> Comparison:
         raise InputError(str(err).replace("`max_image_pixels`", "LRV_MAX_IMAGE_PIXELS")) from None
 
 
-def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -> gr.Blocks:
-    """The page over a loaded `Comparison`; `examples` default to `make_examples()`."""
+def build_app(
+    comparison: Comparison, examples: list[list[str]] | None = None, opening: dict | None = None
+) -> gr.Blocks:
+    """The page over a loaded `Comparison`; `examples` default to `make_examples()`; `opening` (`{"image": path,
+    "instruction": text}`) fills the inputs the page opens with."""
     examples = make_examples() if examples is None else examples
+    opening = opening or {}
 
     def compare(upload, instruction, adapter):
         # the events run unpreprocessed: Gradio's image preprocessing opens and decodes an upload in full, before any
@@ -99,9 +103,13 @@ def build_app(comparison: Comparison, examples: list[list[str]] | None = None) -
         gr.Markdown(DESCRIPTION)
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", label="Image", height=320)
+                image = gr.Image(value=opening.get("image"), type="filepath", label="Image", height=320)
                 instruction = gr.Textbox(
-                    label="Instruction", max_length=MAX_PROMPT_CHARS, lines=2, elem_id="instruction"
+                    value=opening.get("instruction"),
+                    label="Instruction",
+                    max_length=MAX_PROMPT_CHARS,
+                    lines=2,
+                    elem_id="instruction",
                 )
                 adapter = gr.Dropdown(
                     choices=comparison.allowlist,
@@ -130,6 +138,7 @@ def launch_demo(
     examples_dir: str | Path | None = None,
     launch: bool = True,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
+    opening: dict | None = None,
 ) -> gr.Blocks:
     """The demo's entry point: load `base`, check every adapter of the allowlist now (not on the first visitor's
     click), build the page and, when `launch`, serve it (Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
@@ -140,6 +149,7 @@ def launch_demo(
         settings (`GenerationSettings`, *optional*): generation settings of both answers.
         examples_dir (`str`, *optional*): where the example images are drawn (default: a temp folder).
         max_image_pixels (`int`, *optional*): larger uploads are refused from their header, before decoding.
+        opening (`dict`, *optional*): `{"image": path, "instruction": text}` the page opens with.
     """
     try:
         comparison = Comparison(
@@ -151,7 +161,10 @@ def launch_demo(
         raise InputError(str(err), "max_image_pixels") from None
     for adapter in comparison.allowlist:
         comparison.adapter(adapter)
-    app = build_app(comparison, make_examples(examples_dir))
+    image = (opening or {}).get("image")
+    if image and not Path(image).is_file():
+        raise InputError(f"{image}: no such image file (the image the page opens on)")
+    app = build_app(comparison, make_examples(examples_dir), opening)
     if launch:
         app.launch(**LAUNCH_KWARGS)
     return app

@@ -46,5 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(err), tuple(f.name for f in fields(QuickstartConfig))) from None
     result = run_quickstart(config, say=say)
     print(f"\nreport: {result.report}")
+    where = "an image where it and positive-only disagree" if result.demo["separates"] else "an absent object"
+    print(f"demo (the LRV adapter on {where}):")
+    print(f"  {result.demo['command']}")
     print(f"next: open {result.report}; for the real thing, see its 'Do it for real' section (a change of names).")
     return 0

@@ -13,7 +13,9 @@ class QuickstartConfig:
     """The quickstart's settings; the GAVIE judge is used for real when `base_url` or the key is set, else dry run."""
 
     output_dir: str = field(default="runs/quickstart", metadata={"help": "where every step writes (and is reused)"})
-    num_images: int = field(default=48, metadata={"help": "synthetic images (a fifth are held out)"})
+    num_images: int = field(
+        default=200, metadata={"help": "synthetic images (a fifth are held out; the recipe expects 200)"}
+    )
     max_steps: int | None = field(default=None, metadata={"help": "training steps (default: the recipe's)"})
     max_new_tokens: int = field(default=24, metadata={"help": "answer length at inference"})
     seed: int = field(default=0, metadata={"help": "seed of the synthetic data, the probes and training"})
