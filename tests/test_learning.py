@@ -50,7 +50,13 @@ def lrv_scores(learning_release):
 # The base does not look up a named shape at the first answer token (a linear probe there reads presence at 0.75);
 # the next base's stage 1 needs answers whose first word depends on a named object (BENCHMARKS.md).
 # strict: the day they pass, the marker must go.
-NOT_YET = pytest.mark.xfail(strict=True, reason="issue 15: the LRV adapter does not yet learn to look (chance level)")
+# They train the recipe's full 400 steps (minutes of CPU) to confirm a known failure, so `make test` leaves them out
+# (setup.cfg: -m "not targets"); run them with `pytest -m targets tests/test_learning.py`.
+def NOT_YET(test):
+    not_yet = pytest.mark.xfail(
+        strict=True, reason="issue 15: the LRV adapter does not yet learn to look (chance level)"
+    )
+    return pytest.mark.targets(not_yet(test))
 
 
 @pytest.mark.slow
