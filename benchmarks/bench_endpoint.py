@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from lrv_hf.infer import EndpointConfig, run_endpoint_inference
-from lrv_hf.testing.chat_server import ChatServer
+from lrv_hf.testing.chat_server import ChatServerProcess
 
 
 OBJECTS = ["dog", "cat", "car", "kite", "bench", "person", "umbrella", "clock", "bottle", "chair"]
@@ -40,6 +40,10 @@ def workload(root: Path, questions: int, seed: int = 0) -> tuple[Path, Path]:
     return data, images
 
 
+def yes_reply(body: dict) -> str:
+    return "Yes."
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=1000)
@@ -48,7 +52,7 @@ def main():
     parser.add_argument("--block-size", type=int, default=EndpointConfig.block_size)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, ChatServer(reply=lambda body: "Yes.", latency=args.latency) as server:
+    with tempfile.TemporaryDirectory() as tmp, ChatServerProcess(yes_reply, args.latency) as server:
         root = Path(tmp)
         data, images = workload(root, args.questions)
         config = EndpointConfig(
@@ -69,7 +73,7 @@ def main():
         first = run_endpoint_inference(config, str(data), str(root / "first.jsonl"), images=str(images))
         first_s, cpu_ms = time.perf_counter() - start, (time.process_time() - cpu) * 1000 / args.questions
         sent = server.request_count
-        sizes = [len(json.dumps(r.body).encode()) for r in server.chat_requests]
+        sizes = server.body_sizes()
 
         start = time.perf_counter()
         rerun = run_endpoint_inference(config, str(data), str(root / "rerun.jsonl"), images=str(images))
@@ -79,13 +83,14 @@ def main():
         start = time.perf_counter()
         run_endpoint_inference(config, str(data), str(root / "first.jsonl"), images=str(images))
         resume_s = time.perf_counter() - start
+        asked_again = server.request_count - sent
 
     ideal = max(args.questions * args.latency / args.concurrency, 1e-9)
     print("| questions | concurrency | ideal | first run | ratio to ideal | requests | cached rerun (new output) "
           "| requests | rerun of a finished output | process CPU per question |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.questions} | {args.concurrency} | {ideal:.2f} s | {first_s:.2f} s | {first_s / ideal:.2f}x "
-          f"| {sent} | {rerun_s:.2f} s | {server.request_count - sent} | {resume_s:.2f} s "
+          f"| {sent} | {rerun_s:.2f} s | {asked_again} | {resume_s:.2f} s "
           f"| {cpu_ms:.1f} ms |")  # fmt: skip
     print(f"\nimporting the openai SDK (once per process, before the first run): {import_s:.2f} s")
     print(f"request body per question: mean {statistics.mean(sizes):,.0f} B, min {min(sizes):,} B, "

@@ -374,8 +374,11 @@ class _Handler(BaseHTTPRequestHandler):
 def _serve_in_child(conn, reply, latency: float):
     with ChatServer(reply=reply, latency=latency) as server:
         conn.send(server.url)
-        while conn.recv() == "count":
-            conn.send(server.request_count)
+        while (command := conn.recv()) != "stop":
+            if command == "count":
+                conn.send(server.request_count)
+            else:  # "sizes"
+                conn.send([len(json.dumps(r.body).encode()) for r in server.chat_requests])
 
 
 class ChatServerProcess:
@@ -401,6 +404,11 @@ class ChatServerProcess:
     @property
     def request_count(self) -> int:
         self._conn.send("count")
+        return self._conn.recv()
+
+    def body_sizes(self) -> list[int]:
+        """The size in bytes of each chat request body the server answered (JSON, as sent)."""
+        self._conn.send("sizes")
         return self._conn.recv()
 
     def __exit__(self, *exc):
