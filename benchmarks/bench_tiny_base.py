@@ -1,8 +1,10 @@
 """Time the tiny base's pre-training and the two adapters' LoRA tuning, and probe the adapters on held-out images.
 
-    python benchmarks/bench_tiny_base.py --output /tmp/bench-tiny --threads 2 [--rebuild-base] [-- --max_steps 400]
+    python benchmarks/bench_tiny_base.py --output /tmp/bench-tiny --threads 2 [--rebuild-base] [--seeds 0,1,2] \
+        [-- --max_steps 1500]
 
-Without `--rebuild-base` the adapters train from the shipped base; arguments after `--` go to the recipe.
+Without `--rebuild-base` the adapters train from the shipped base; arguments after `--` go to the recipe. Each seed
+(the recipe's `seed`: LoRA init and batch order) trains its own adapter, so the spread between runs shows.
 """
 
 import argparse
@@ -22,6 +24,7 @@ def main():
     parser.add_argument("--num-images", type=int, default=200)
     parser.add_argument("--rebuild-base", action="store_true", help="pre-train a base first and tune from it")
     parser.add_argument("--adapters", default=",".join(tiny_adapters.ADAPTERS))
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds, one adapter each")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. --max_steps 400 (after `--`)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -39,17 +42,20 @@ def main():
     probes = tiny_adapters.held_out_probes(release, seed=0)
     print(f"probes: {len(probes['pope'])} POPE, {len(probes['attribute'])} colour, on held-out images")
     for name in args.adapters.split(","):
-        start = time.perf_counter()
-        run = tiny_adapters.train_adapter(datasets[name], output / name, "--save_strategy", "no", *overrides)
-        seconds = time.perf_counter() - start
-        scores = tiny_adapters.probe(run, release, probes)
-        pope, colour = scores["pope"], scores["attribute"]
-        print(
-            f"{name} {' '.join(overrides)}: train {seconds:.0f} s | POPE accuracy {pope['accuracy']:.3f} "
-            f"F1 {pope['f1']:.3f} yes-ratio {pope['yes_ratio']:.3f} | colour accuracy {colour['accuracy']:.3f} "
-            f"yes-ratio {colour['yes_ratio']:.3f} wrong-colour answered no {scores['attribute_negative_accuracy']:.3f}",
-            flush=True,
-        )
+        for seed in args.seeds.split(","):
+            start = time.perf_counter()
+            run = tiny_adapters.train_adapter(
+                datasets[name], output / f"{name}-seed{seed}", "--save_strategy", "no", "--seed", seed, *overrides
+            )
+            seconds = time.perf_counter() - start
+            scores = tiny_adapters.probe(run, release, probes)
+            pope, colour = scores["pope"], scores["attribute"]
+            print(
+                f"{name} seed {seed} {' '.join(overrides)}: train {seconds:.0f} s | POPE accuracy {pope['accuracy']:.3f} "
+                f"F1 {pope['f1']:.3f} yes-ratio {pope['yes_ratio']:.3f} | colour accuracy {colour['accuracy']:.3f} "
+                f"yes-ratio {colour['yes_ratio']:.3f} wrong-colour answered no {scores['attribute_negative_accuracy']:.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

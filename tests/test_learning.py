@@ -45,31 +45,23 @@ def lrv_scores(learning_release):
     return _train_and_probe(learning_release, "lrv")
 
 
-# Issue 15's targets for the LRV adapter are not reached yet: from this base, LoRA (and even full fine-tuning, 300
-# steps) on the yes/no questions stays at chance on held-out *and* training images (BENCHMARKS.md, "Tiny base").
-# The base does not look up a named shape at the first answer token (a linear probe there reads presence at 0.75);
-# the next base's stage 1 needs answers whose first word depends on a named object (BENCHMARKS.md).
-# strict: the day they pass, the marker must go.
-# They train the recipe's full 400 steps (minutes of CPU) to confirm a known failure, so `make test` leaves them out
-# (setup.cfg: -m "not targets"); run them with `pytest -m targets tests/test_learning.py`.
-def NOT_YET(test):
-    not_yet = pytest.mark.xfail(
-        strict=True, reason="issue 15: the LRV adapter does not yet learn to look (chance level)"
-    )
-    return pytest.mark.targets(not_yet(test))
-
-
 @pytest.mark.slow
-@NOT_YET
 def test_lrv_adapter_answers_pope_on_held_out_images(lrv_scores):
+    """With negative instructions the adapter looks: POPE on images no training step saw, balanced yes/no."""
     pope = lrv_scores["pope"]
     assert pope["n"] >= 100
     assert pope["accuracy"] >= 0.85, pope
     assert 0.40 <= pope["yes_ratio"] <= 0.60, pope
 
 
+# Not reached yet: "Is the ball red?" when it is blue needs the asked colour compared with the drawn one. LoRA on the
+# queries and keys learns that in some runs (wrong colours answered "no" 0.80 after 2500 steps) but then moves the
+# look-up the POPE answers rest on, from run to run (BENCHMARKS.md, "Tiny base"). The recipe keeps POPE.
+# strict: the day it passes, the marker must go. It trains the recipe's full run to confirm a known failure, so
+# `make test` leaves it out (setup.cfg: -m "not targets"); run it with `pytest -m targets tests/test_learning.py`.
 @pytest.mark.slow
-@NOT_YET
+@pytest.mark.targets
+@pytest.mark.xfail(strict=True, reason="issue 15: the LRV adapter does not yet compare colours (chance level)")
 def test_lrv_adapter_rejects_wrong_colours_of_present_objects(lrv_scores):
     assert lrv_scores["attribute_negative_accuracy"] >= 0.8, lrv_scores["attribute"]
     # a model that says "no" to every colour question would pass the line above; it must also say "yes" to the truth
