@@ -189,8 +189,13 @@ def _f1(predicted: torch.Tensor, truth: torch.Tensor) -> float:
     return 2 * tp / max(1, predicted.sum().item() + truth.sum().item())
 
 
-def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig) -> float:
-    """Stage 1, tower frozen: projector + LM + `lm_head` learn to describe scenes (answer-only loss)."""
+def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig, turn=None) -> float:
+    """Stage 1, tower frozen: projector + LM + `lm_head` learn to describe scenes (answer-only loss).
+
+    `turn(scene, rng) -> (question, answer)` draws each example; `description_turn` when None (other stage-1 mixes are
+    tried with `benchmarks/tiny_base_lab.py`).
+    """
+    turn = turn or description_turn
     from ..train.collator import AnswerOnlyCollator
 
     collator = AnswerOnlyCollator(processor, max_length=256)
@@ -205,7 +210,7 @@ def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig)
     for step in range(config.language_steps):
         rows = []
         for scene in rng.sample(scenes, config.language_batch_size):
-            question, answer = description_turn(scene, rng)
+            question, answer = turn(scene, rng)
             rows.append({"messages": to_messages([question], [answer]), "images": [synth.render(scene)]})
         batch = collator(rows)
         loss = model(**batch).loss
