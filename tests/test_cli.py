@@ -128,7 +128,7 @@ def test_ctrl_c_during_quickstart_training_stops_cleanly_keeping_finished_steps(
         for line in proc.stdout:  # wait until training has started
             if line.startswith("[train] tiny/lora-cpu"):
                 break
-        time.sleep(8)  # the base loads and the first of 400 steps run: the signal lands inside training
+        time.sleep(8)  # the base loads and the first of 1500 steps run: the signal lands inside training
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -35,7 +35,7 @@ def _train_and_probe(learning_release, name: str, *overrides: str) -> dict:
 
 @pytest.fixture(scope="session")
 def positive_only_scores(learning_release):
-    # the yes-bias is complete by step 100 (issue 15 saw yes-ratio 1.00 there on every base); the recipe's 400 steps
+    # the yes-bias is complete by step 100 (issue 15 saw yes-ratio 1.00 there on every base); the recipe's 1500 steps
     # would only make the test slower
     return _train_and_probe(learning_release, "positive-only", "--max_steps", "120")
 

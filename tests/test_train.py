@@ -412,7 +412,7 @@ def lora_result(tmp_path_factory, lrv_dataset):
     with pytest.MonkeyPatch.context() as env:
         for name, value in SECRETS.items():
             env.setenv(name, value)
-        # lr 1e-2: ten steps must overfit visibly (the recipe's 3e-3 is tuned for its 400 steps)
+        # lr 1e-2: ten steps must overfit visibly (the recipe's 3e-3 is tuned for its 1500 steps)
         args = tiny_args(out, lrv_dataset, "--max_samples", "4", "--max_steps", "10", "--learning_rate", "1e-2")
         return main([*args, *summaries])
 
@@ -692,7 +692,7 @@ def test_cli_lists_recipes_and_reports_bad_recipes_in_one_line():
 def test_tiny_recipe_trains_a_working_adapter_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     done = subprocess.run(
-        # the recipe as shipped, cut to 40 of its 400 steps (the learning itself is tests/test_learning.py's)
+        # the recipe as shipped, cut to 40 of its 1500 steps (the learning itself is tests/test_learning.py's)
         [
             BIN / "lrv-hf",
             "train",
