@@ -30,7 +30,7 @@ from torch import nn
 from lrv_hf.data import synth
 from lrv_hf.data.views import to_messages
 from lrv_hf.testing import tiny_adapters, tiny_base
-from lrv_hf.testing.tiny import build_tiny_processor, tiny_llava_config
+from lrv_hf.testing.tiny import build_tiny_processor
 from lrv_hf.train.collator import AnswerOnlyCollator
 
 
@@ -220,27 +220,13 @@ def probe(model, processor) -> dict:
 
 def stage1(output: Path, mix: dict[str, float], steps: int, seed: int = 0) -> dict:
     """A fresh projector + language model on the shipped tower, trained on `mix`; saved to `output`."""
-    from transformers import LlavaForConditionalGeneration
-
     shipped, _ = tiny_base.load_tiny_base()
     processor = build_tiny_processor()
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(
-        tiny_llava_config(
-            processor.tokenizer,
-            vision_hidden_size=tiny_base.VISION_WIDTH,
-            vision_intermediate_size=4 * tiny_base.VISION_WIDTH,
-        )
-    )
+    model = tiny_base.untrained_model(processor, seed)
     model.model.vision_tower.load_state_dict(shipped.model.vision_tower.state_dict())
-    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        setattr(model.generation_config, key, getattr(processor.tokenizer, key))
     config = tiny_base.TinyBaseConfig(seed=seed, language_steps=steps)
     start = time.perf_counter()
-    loss = tiny_base.train_language(
-        model, processor, tiny_base._scenes(config.num_scenes, random.Random(f"tiny-base:{seed}")), config,
-        turn=mix_turn(mix),
-    )  # fmt: skip
+    loss = tiny_base.train_language(model, processor, tiny_base.pretraining_scenes(config), config, turn=mix_turn(mix))
     model.save_pretrained(output)
     processor.save_pretrained(output)
     return {"loss": round(loss, 4), "seconds": round(time.perf_counter() - start), **probe(model, processor)}

@@ -167,10 +167,7 @@ def train_tower(model, processor, scenes: list[dict], config: TinyBaseConfig) ->
         index = torch.randint(0, len(scenes) - held, (config.vision_batch_size,), generator=generator)
         logits = head(_patch_features(model, pixels[index])).amax(dim=1)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, labels[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _update(loss, optimizer, scheduler)
         if step % 100 == 0:
             logger.info("tower step %d: loss %.4f", step, loss.item())
     tower.eval()
@@ -195,9 +192,9 @@ def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig,
     `turn(scene, rng) -> (question, answer)` draws each example; `description_turn` when None (other stage-1 mixes are
     tried with `benchmarks/tiny_base_lab.py`).
     """
-    turn = turn or description_turn
     from ..train.collator import AnswerOnlyCollator
 
+    turn = turn or description_turn
     collator = AnswerOnlyCollator(processor, max_length=256)
     for param in model.model.vision_tower.parameters():
         param.requires_grad_(False)
@@ -214,10 +211,7 @@ def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig,
             rows.append({"messages": to_messages([question], [answer]), "images": [synth.render(scene)]})
         batch = collator(rows)
         loss = model(**batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _update(loss, optimizer, scheduler)
         if step % 100 == 0:
             logger.info("language step %d: loss %.4f", step, loss.item())
     model.eval()
@@ -226,13 +220,11 @@ def train_language(model, processor, scenes: list[dict], config: TinyBaseConfig,
     return loss.item()
 
 
-def build_tiny_base(output: str | Path, config: TinyBaseConfig | None = None) -> dict:
-    """Pre-train the tiny base (stages 0 and 1) and save it with its processor to `output`; returns the figures."""
+def untrained_model(processor, seed: int):
+    """The tiny base's architecture (the 64-wide tower), freshly initialised from `seed`, before either stage."""
     from transformers import LlavaForConditionalGeneration
 
-    config = config or TinyBaseConfig()
-    processor = build_tiny_processor()
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(
         tiny_llava_config(
             processor.tokenizer, vision_hidden_size=VISION_WIDTH, vision_intermediate_size=4 * VISION_WIDTH
@@ -240,7 +232,27 @@ def build_tiny_base(output: str | Path, config: TinyBaseConfig | None = None) ->
     )
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         setattr(model.generation_config, key, getattr(processor.tokenizer, key))
-    scenes = _scenes(config.num_scenes, random.Random(f"tiny-base:{config.seed}"))
+    return model
+
+
+def pretraining_scenes(config: TinyBaseConfig) -> list[dict]:
+    """The seeded synthetic scenes both stages train on."""
+    return _scenes(config.num_scenes, random.Random(f"tiny-base:{config.seed}"))
+
+
+def _update(loss: torch.Tensor, optimizer, scheduler) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
+def build_tiny_base(output: str | Path, config: TinyBaseConfig | None = None) -> dict:
+    """Pre-train the tiny base (stages 0 and 1) and save it with its processor to `output`; returns the figures."""
+    config = config or TinyBaseConfig()
+    processor = build_tiny_processor()
+    model = untrained_model(processor, config.seed)
+    scenes = pretraining_scenes(config)
     figures = {}
     start = time.perf_counter()
     figures.update(train_tower(model, processor, scenes, config))
