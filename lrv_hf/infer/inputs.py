@@ -71,16 +71,20 @@ def read_items(
 
     @functools.lru_cache(maxsize=32)
     def load_image(image_id: str):
-        from PIL import Image
-
-        file = image_path(images, image_id)
-        try:
-            with Image.open(file) as image:
-                return image.convert("RGB")
-        except OSError as err:
-            raise InputError(f"{file}: cannot read the image of image_id {image_id!r} ({err})") from None
+        return _read_rgb(image_path(images, image_id), f"the image of image_id {image_id!r}")
 
     return items, load_image
+
+
+def _read_rgb(file: Path, what: str):
+    """An image file as RGB; an unreadable one is one line naming the file and `what` it is."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            return image.convert("RGB")
+    except OSError as err:
+        raise InputError(f"{file}: cannot read {what} ({err})") from None
 
 
 def _dataset_items(path: Path, config: str | None, split: str | None) -> tuple[list[Item], Callable]:
@@ -203,12 +207,7 @@ def _benchmark_items(benchmark: str, data: str, images: str | None) -> tuple[lis
                 return image.convert("RGB")
         from ..data import image_path
 
-        file = image_path(images, key)
-        try:
-            with Image.open(file) as image:
-                return image.convert("RGB")
-        except OSError as err:
-            raise InputError(f"{file}: cannot read the image {key!r} ({err})") from None
+        return _read_rgb(image_path(images, key), f"the image {key!r}")
 
     return items, load_pope_image
 
